@@ -1,0 +1,88 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import { readdir } from 'node:fs/promises'
+import type Configure from '@adonisjs/core/commands/configure'
+import { stubsRoot } from './stubs/main.ts'
+
+/**
+ * Migration stubs of the package, by the file-name suffix they are published with. A suffix already
+ * present in the host's migrations folder is not published again, so configuring twice is harmless.
+ */
+const MIGRATIONS = [{ stub: 'make/migration/billing_tables.stub', suffix: 'create_billing_tables.ts' }]
+
+async function existingMigrations(folder: string): Promise<string[]> {
+  try {
+    return await readdir(folder, { recursive: true })
+  } catch {
+    return []
+  }
+}
+
+/**
+ * `node ace add adonis-billing` / `node ace configure adonis-billing`: publishes config and
+ * migrations, registers provider, commands and the `entitled` named middleware, and adds the Stripe
+ * env variables with their validation. Safe to run again: nothing is duplicated.
+ */
+export async function configure(command: Configure) {
+  const codemods = await command.createCodemods()
+
+  /**
+   * Publish config file (kept as is when it exists)
+   */
+  await codemods.makeUsingStub(stubsRoot, 'config/billing.stub', {})
+
+  /**
+   * Publish migrations that are not there yet
+   */
+  const migrationsFolder = command.app.migrationsPath()
+  const present = await existingMigrations(migrationsFolder)
+  let sequence = 0
+  for (const migration of MIGRATIONS) {
+    if (present.some((file) => file.endsWith(`_${migration.suffix}`))) {
+      command.logger.info(`skip: migration ${migration.suffix} already published`)
+      continue
+    }
+    await codemods.makeUsingStub(stubsRoot, migration.stub, {
+      entity: command.app.generators.createEntity('billing'),
+      migration: {
+        folder: 'database/migrations',
+        fileName: `${Date.now() + sequence++}_${migration.suffix}`,
+      },
+    })
+  }
+
+  /**
+   * Register provider and commands
+   */
+  await codemods.updateRcFile((rcFile) => {
+    rcFile.addProvider('adonis-billing/billing_provider')
+    rcFile.addCommand('adonis-billing/commands')
+  })
+
+  /**
+   * Named middleware gating routes on entitlements
+   */
+  await codemods.registerMiddleware('named', [{ name: 'entitled', path: 'adonis-billing/entitled_middleware' }])
+
+  /**
+   * Stripe secrets: present in .env, never in .env.example
+   */
+  await codemods.defineEnvVariables(
+    { STRIPE_SECRET_KEY: '', STRIPE_WEBHOOK_SECRET: '' },
+    { omitFromExample: ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'] }
+  )
+  await codemods.defineEnvValidations({
+    leadingComment: 'Variables for configuring adonis-billing (required in production)',
+    variables: {
+      STRIPE_SECRET_KEY: 'Env.schema.string.optional()',
+      STRIPE_WEBHOOK_SECRET: 'Env.schema.string.optional()',
+    },
+  })
+}

@@ -1,0 +1,38 @@
+/**
+ * `npm test`: starts a throwaway PostgreSQL cluster, runs the whole Japa suite (every database test
+ * runs on SQLite and on PostgreSQL), stops the cluster, and exits with the suite's code. Extra
+ * arguments go to Japa (`npm test -- --files customers`).
+ */
+import { spawn } from 'node:child_process'
+import { startPostgres } from './postgres_cluster.ts'
+
+const started = Date.now()
+const cluster = await startPostgres()
+console.log(`[postgres] throwaway cluster on ${cluster.host}:${cluster.port} (${Date.now() - started} ms)`)
+
+const stop = () => cluster.stop()
+process.on('exit', stop)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    stop()
+    process.exit(130)
+  })
+}
+
+const child = spawn(
+  process.execPath,
+  ['--import=@poppinss/ts-exec', '--enable-source-maps', 'bin/test.ts', ...process.argv.slice(2)],
+  {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      BILLING_TEST_PG_HOST: cluster.host,
+      BILLING_TEST_PG_PORT: String(cluster.port),
+      BILLING_TEST_PG_USER: cluster.user,
+    },
+  }
+)
+const code: number = await new Promise((resolve) => child.on('exit', (status, signal) => resolve(status ?? (signal ? 1 : 0))))
+stop()
+console.log(`[test] finished in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+process.exit(code)

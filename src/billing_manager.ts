@@ -1,0 +1,64 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import type { ApplicationService, EmitterService } from '@adonisjs/core/types'
+import type { Database } from '@adonisjs/lucid/database'
+import type { QueryClientContract } from '@adonisjs/lucid/types/database'
+import { AuditTrail } from './audit/audit_trail.ts'
+import { Catalog } from './catalog/catalog.ts'
+import { CustomerScope } from './customers/customer_scope.ts'
+import { billingModels } from './models/main.ts'
+import type { BillableRow } from './mixins/billable.ts'
+import type { ResolvedBillingConfig } from './types.ts'
+
+/**
+ * The billing service (`import billing from 'adonis-billing/services/main'`): entry point to the
+ * catalog, customer-scoped APIs and the audit trail.
+ */
+export class BillingManager {
+  readonly app: ApplicationService
+  readonly config: ResolvedBillingConfig
+  readonly emitter: EmitterService
+  readonly audit: AuditTrail
+  readonly catalog: Catalog
+  #database: Database
+
+  constructor(app: ApplicationService, config: ResolvedBillingConfig, database: Database, emitter: EmitterService) {
+    this.app = app
+    this.config = config
+    this.emitter = emitter
+    this.#database = database
+    this.catalog = new Catalog(config)
+    this.audit = new AuditTrail(app, () => this.db(), emitter)
+
+    /**
+     * Point every package model at the configured connection.
+     */
+    if (config.connection) {
+      for (const model of billingModels) model.connection = config.connection
+    }
+  }
+
+  /**
+   * Query client of the billing connection.
+   */
+  db(): QueryClientContract {
+    return this.#database.connection(this.config.connection)
+  }
+
+  /**
+   * Billing API scoped to one billable (a model composed with `Billable`).
+   *
+   * @example
+   * const customer = await billing.for(user).customer()
+   */
+  for(billable: BillableRow): CustomerScope {
+    return new CustomerScope(this, billable)
+  }
+}

@@ -1,0 +1,64 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import type { DateTime } from 'luxon'
+import { BaseModel, column } from '@adonisjs/lucid/orm'
+import { json, utcDateTime } from './columns.ts'
+
+/**
+ * One append-only, hash-chained audit row. Written only by `AuditTrail.record()`.
+ */
+export default class AuditLog extends BaseModel {
+  static table = 'billing_audit_logs'
+
+  @column({ isPrimary: true, consume: (value: unknown) => Number(value) })
+  declare id: number
+
+  @utcDateTime()
+  declare occurredAt: DateTime
+
+  @column()
+  declare actorType: string
+
+  @column()
+  declare actorId: string | null
+
+  @column()
+  declare action: string
+
+  @column()
+  declare subjectType: string | null
+
+  @column()
+  declare subjectId: string | null
+
+  @column()
+  declare customerId: number | null
+
+  @json()
+  declare before: Record<string, unknown> | null
+
+  @json()
+  declare after: Record<string, unknown> | null
+
+  @json()
+  declare metadata: Record<string, unknown> | null
+
+  @column()
+  declare requestId: string | null
+
+  @column()
+  declare eventId: string | null
+
+  @column()
+  declare prevHash: string
+
+  @column()
+  declare hash: string
+}

@@ -1,0 +1,224 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import type { DateTime } from 'luxon'
+
+/**
+ * How a feature is granted.
+ * - `boolean`: on/off (`sso`).
+ * - `limit`: a number (`seats`); several subscriptions combine by `combine` (default `sum`).
+ * - `metered`: a quota over a meter (`api_calls`), with the included amount set per plan.
+ */
+export type FeatureDefinition =
+  | { type: 'boolean'; description?: string }
+  | { type: 'limit'; description?: string; combine?: 'sum' | 'max' }
+  | { type: 'metered'; description?: string; meter: string }
+
+/**
+ * Aggregations a meter supports (Stripe Billing Meters take `sum`, `count` and `last`; `max` and
+ * `unique_count` are aggregated locally before reporting).
+ */
+export type MeterAggregation = 'sum' | 'count' | 'max' | 'last' | 'unique_count'
+
+/**
+ * A billable unit, mapped to a Stripe Billing Meter by `eventName`.
+ */
+export interface MeterDefinition {
+  name: string
+  /** Stripe meter `event_name`; defaults to the meter key */
+  eventName?: string
+  unit?: string
+  aggregation: MeterAggregation
+  /** Property counted by `unique_count` */
+  uniqueProperty?: string
+}
+
+export type BillingInterval = 'day' | 'week' | 'month' | 'year'
+export type TaxBehavior = 'exclusive' | 'inclusive' | 'unspecified'
+
+/**
+ * A recurring flat price of a plan. `amount` is an integer in minor units (cents).
+ */
+export interface RecurringPriceDefinition {
+  amount: number
+  currency?: string
+  /** Stripe price lookup key; defaults to `<plan>_<interval>` */
+  lookupKey?: string
+  intervalCount?: number
+  taxBehavior?: TaxBehavior
+  trialDays?: number
+}
+
+/**
+ * One tier of a graduated or volume usage price. `unitAmount` is a decimal string (or integer) in
+ * minor units, so sub-cent prices such as `'0.25'` are exact; `flatAmount` is an integer.
+ */
+export interface PriceTierDefinition {
+  upTo: number | 'inf'
+  unitAmount?: string | number
+  flatAmount?: number
+}
+
+/**
+ * A usage-based price of a plan for one meter.
+ */
+export type UsagePriceDefinition = {
+  currency?: string
+  lookupKey?: string
+  taxBehavior?: TaxBehavior
+} & (
+  | { model: 'per_unit'; unitAmount: string | number }
+  | { model: 'package'; amount: number; packageSize: number; round?: 'up' | 'down' }
+  | { model: 'graduated' | 'volume'; tiers: PriceTierDefinition[] }
+)
+
+/**
+ * What a plan grants for one feature: `true`/`false` for boolean features, a number or
+ * `'unlimited'` for limits and metered quotas.
+ */
+export type FeatureValue = boolean | number | 'unlimited'
+
+/**
+ * A plan of the catalog.
+ */
+export interface PlanDefinition {
+  name: string
+  description?: string
+  /** Add-ons are bought next to a base plan and add to its features */
+  addOn?: boolean
+  prices?: Partial<Record<BillingInterval, RecurringPriceDefinition>>
+  usagePrices?: Record<string, UsagePriceDefinition>
+  features?: Record<string, FeatureValue>
+}
+
+/**
+ * What each Stripe subscription status grants.
+ */
+export interface StatusPolicy {
+  /** Days a `past_due` subscription keeps its features */
+  pastDueGraceDays?: number
+  /** Whether `incomplete`, `unpaid` and `paused` subscriptions grant their plan's features */
+  incomplete?: 'none' | 'plan'
+  unpaid?: 'none' | 'plan'
+  paused?: 'none' | 'plan'
+  /** Seconds an entitlement answer may be cached (the staleness bound across instances) */
+  cacheTtlSeconds?: number
+}
+
+/**
+ * Stripe credentials and client options. Secrets come from env and are never logged.
+ */
+export interface StripeOptions {
+  secretKey?: string
+  /** One secret, or several while rotating */
+  webhookSecret?: string | string[]
+  publishableKey?: string
+  apiVersion?: string
+  maxNetworkRetries?: number
+  /** Request timeout in milliseconds */
+  timeout?: number
+  /** Point the client elsewhere (the loopback fake in tests) */
+  host?: string
+  port?: number
+  protocol?: 'http' | 'https'
+}
+
+/**
+ * What `config/billing.ts` passes to `defineConfig`.
+ */
+export interface BillingConfigInput {
+  /** Lucid connection of the billing tables; the default connection when omitted */
+  connection?: string
+  /** Default ISO currency of prices (lower case) */
+  currency?: string
+  stripe?: StripeOptions
+  features?: Record<string, FeatureDefinition>
+  meters?: Record<string, MeterDefinition>
+  plans?: Record<string, PlanDefinition>
+  policy?: StatusPolicy
+  tax?: { automatic?: boolean; collectTaxIds?: boolean; collectAddress?: 'auto' | 'required' }
+  webhooks?: { tolerance?: number; maxBodyBytes?: number }
+  routes?: { prefix?: string }
+}
+
+/**
+ * A price after normalization, with its lookup key.
+ */
+export interface ResolvedRecurringPrice extends Required<Omit<RecurringPriceDefinition, 'trialDays'>> {
+  interval: BillingInterval
+  trialDays: number | null
+}
+
+export type ResolvedUsagePrice = UsagePriceDefinition & {
+  meter: string
+  currency: string
+  lookupKey: string
+  taxBehavior: TaxBehavior
+}
+
+export interface ResolvedPlan {
+  key: string
+  name: string
+  description: string | null
+  addOn: boolean
+  prices: ResolvedRecurringPrice[]
+  usagePrices: ResolvedUsagePrice[]
+  features: Record<string, FeatureValue>
+  /** A plan with no price needs no Stripe customer */
+  free: boolean
+}
+
+/**
+ * The validated, normalized configuration the package runs with.
+ */
+export interface ResolvedBillingConfig {
+  connection?: string
+  currency: string
+  stripe: Required<Pick<StripeOptions, 'maxNetworkRetries' | 'timeout'>> &
+    Omit<StripeOptions, 'webhookSecret'> & { webhookSecrets: string[] }
+  features: Record<string, FeatureDefinition>
+  meters: Record<string, Required<Omit<MeterDefinition, 'uniqueProperty' | 'unit'>> & MeterDefinition>
+  plans: Record<string, ResolvedPlan>
+  policy: Required<StatusPolicy>
+  tax: { automatic: boolean; collectTaxIds: boolean; collectAddress: 'auto' | 'required' }
+  webhooks: { tolerance: number; maxBodyBytes: number }
+  routes: { prefix: string }
+}
+
+/**
+ * Who did something, as recorded in the audit trail.
+ */
+export interface AuditActor {
+  type: 'user' | 'webhook' | 'cli' | 'system' | (string & {})
+  id: string | null
+}
+
+/**
+ * Input of `billing.audit.record()`.
+ */
+export interface AuditEntryInput {
+  action: string
+  actor?: AuditActor
+  subject?: { type: string; id: string | number | null }
+  customerId?: number | null
+  before?: Record<string, unknown> | null
+  after?: Record<string, unknown> | null
+  metadata?: Record<string, unknown> | null
+  requestId?: string | null
+  eventId?: string | null
+  occurredAt?: DateTime
+}
+
+/**
+ * Events the package emits on the host's emitter (after commit only).
+ */
+export interface BillingEvents {
+  'billing:customer.created': { customerId: number; billableType: string | null; billableId: string | null }
+  'billing:audit.recorded': { id: number; action: string; customerId: number | null }
+}
