@@ -8,6 +8,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { getActiveTest } from '@japa/runner'
 import { IgnitorFactory } from '@adonisjs/core/factories'
+import { defineConfig as defineHttpConfig } from '@adonisjs/core/http'
 import type { ApplicationService } from '@adonisjs/core/types'
 import type { Database } from '@adonisjs/lucid/database'
 import pg from 'pg'
@@ -96,7 +97,7 @@ export async function setupApp(
     .withCoreConfig()
     .merge({
       config: {
-        app: { appKey: 'averylongrandom32charslongsecret', http: {}, useAsyncLocalStorage: true },
+        app: { appKey: 'averylongrandom32charslongsecret', http: defineHttpConfig({ useAsyncLocalStorage: true }) },
         database: { connection: 'primary', connections: { primary: database.connection } },
         billing: defineConfig(options.billing ?? testCatalog()),
       },
@@ -115,9 +116,14 @@ export async function setupApp(
     })
 
   const app = ignitor.createApp(options.environment ?? 'web')
-  if (options.nodeEnv) app.nodeEnvironment = options.nodeEnv as any
-  await app.init()
-  await app.boot()
+  const previousNodeEnv = process.env.NODE_ENV
+  if (options.nodeEnv) process.env.NODE_ENV = options.nodeEnv
+  try {
+    await app.init()
+    await app.boot()
+  } finally {
+    process.env.NODE_ENV = previousNodeEnv
+  }
 
   const db = await app.container.make('lucid.db')
   await migrate(app, db, root)

@@ -1,0 +1,133 @@
+import { test } from '@japa/runner'
+import { DateTime } from 'luxon'
+import { DIALECTS, setupApp } from './helpers.ts'
+import { headerAuth, serve } from './http.ts'
+import { User } from './fixtures/user.ts'
+import AuditLog from '../src/models/audit_log.ts'
+import { GENESIS_HASH, auditHash } from '../src/audit/audit_trail.ts'
+import { actors } from '../index.ts'
+
+for (const dialect of DIALECTS) {
+  test.group(`audit trail [${dialect}]`, () => {
+    test('rows are hash-chained and verify', async ({ assert }) => {
+      const { billing } = await setupApp(dialect)
+      const first = await billing.audit.record({
+        action: 'settings.changed',
+        actor: actors.user(7),
+        subject: { type: 'team', id: 3 },
+        before: { tax: { automatic: false } },
+        after: { tax: { automatic: true } },
+        metadata: { reason: 'EU launch' },
+      })
+      const second = await billing.audit.record({ action: 'grant.created', actor: actors.webhook('evt_123'), customerId: 42 })
+      const third = await billing.audit.record({ action: 'sync.ran' })
+
+      assert.equal(first.prevHash, GENESIS_HASH)
+      assert.equal(second.prevHash, first.hash)
+      assert.equal(third.prevHash, second.hash)
+      assert.match(first.hash, /^[0-9a-f]{64}$/)
+      assert.equal(second.eventId, 'evt_123')
+      assert.equal(second.actorType, 'webhook')
+      assert.equal(third.actorType, 'system')
+
+      const stored = await AuditLog.findOrFail(first.id)
+      assert.deepEqual(stored.after, { tax: { automatic: true } })
+      assert.equal(stored.occurredAt.toMillis(), first.occurredAt.toMillis())
+      assert.equal(auditHash(stored.prevHash, stored), stored.hash)
+      assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 3 })
+    })
+
+    test('verify detects an edited row', async ({ assert }) => {
+      const { billing, db } = await setupApp(dialect)
+      for (let i = 0; i < 5; i++) await billing.audit.record({ action: 'x', metadata: { i } })
+      const target = (await AuditLog.query().orderBy('id').offset(2).firstOrFail()).id
+      await db.from('billing_audit_logs').where('id', target).update({ metadata: JSON.stringify({ i: 99 }) })
+      assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 2, brokenAt: target, reason: 'hash_mismatch' })
+    })
+
+    test('verify detects a removed row and an edited timestamp', async ({ assert }) => {
+      const { billing, db } = await setupApp(dialect)
+      const rows = []
+      for (let i = 0; i < 4; i++) rows.push(await billing.audit.record({ action: 'x', metadata: { i } }))
+      await db.from('billing_audit_logs').where('id', rows[1].id).delete()
+      assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: rows[2].id, reason: 'chain_break' })
+
+      const other = await setupApp(dialect)
+      const row = await other.billing.audit.record({ action: 'y', occurredAt: DateTime.fromISO('2026-01-01T00:00:00Z') })
+      await other.db.from('billing_audit_logs').where('id', row.id).update({ occurred_at: '2026-01-02T00:00:00.000Z' })
+      assert.equal((await other.billing.audit.verify()).reason, 'hash_mismatch')
+    })
+
+    test('a row recorded in a rolled-back transaction leaves no trace', async ({ assert }) => {
+      const { billing } = await setupApp(dialect)
+      await billing.audit.record({ action: 'kept' })
+      await assert.rejects(() =>
+        billing.db().transaction(async (trx) => {
+          await billing.audit.record({ action: 'lost' }, { client: trx })
+          throw new Error('boom')
+        })
+      )
+      await billing.audit.record({ action: 'after' })
+      const actions = (await AuditLog.query().orderBy('id')).map((row) => row.action)
+      assert.deepEqual(actions, ['kept', 'after'])
+      assert.isTrue((await billing.audit.verify()).ok)
+    })
+
+    test('concurrent writers never fork the chain', async ({ assert }) => {
+      const { billing } = await setupApp(dialect)
+      const writers = 40
+      await Promise.all(
+        Array.from({ length: writers }, (_, i) =>
+          billing.db().transaction(async (trx) => {
+            await billing.audit.record({ action: 'parallel', metadata: { i } }, { client: trx })
+            /**
+             * Keep the transaction open a little so writers overlap.
+             */
+            await new Promise((resolve) => setTimeout(resolve, 2))
+          })
+        )
+      )
+      const rows = await AuditLog.query().orderBy('id')
+      assert.lengthOf(rows, writers)
+      assert.lengthOf(new Set(rows.map((row) => row.prevHash)), writers)
+      assert.deepEqual(await billing.audit.verify({ pageSize: 7 }), { ok: true, checked: writers })
+    })
+
+    test('the actor is the auth user of the current HTTP request', async ({ assert }) => {
+      const { app, billing } = await setupApp(dialect)
+      const user = await User.create({ email: 'grace@example.com', name: 'Grace' })
+      const { url } = await serve(app, (router) => {
+        router
+          .post('/customer', async ({ auth }: any) => {
+            const customer = await billing.for(auth.user).customer()
+            return { id: customer.id }
+          })
+          .use(headerAuth)
+        router.post('/anonymous', async () => (await billing.audit.record({ action: 'ping' })).actorType)
+      })
+      const response = await fetch(`${url}/customer`, {
+        method: 'POST',
+        headers: { 'x-test-user': String(user.id), 'x-request-id': 'req-abc' },
+      })
+      assert.equal(response.status, 200, await response.clone().text())
+      const row = await AuditLog.query().where('action', 'customer.created').firstOrFail()
+      assert.equal(row.actorType, 'user')
+      assert.equal(row.actorId, String(user.id))
+      assert.equal(row.requestId, 'req-abc')
+
+      assert.equal(await (await fetch(`${url}/anonymous`, { method: 'POST' })).text(), 'anonymous')
+    })
+
+    test('inside ace commands the actor is the CLI user', async ({ assert }) => {
+      const { billing } = await setupApp(dialect, { environment: 'console' })
+      process.env.BILLING_CLI_USER = 'ops-alice'
+      try {
+        const row = await billing.audit.record({ action: 'cli.action' })
+        assert.equal(row.actorType, 'cli')
+        assert.equal(row.actorId, 'ops-alice')
+      } finally {
+        delete process.env.BILLING_CLI_USER
+      }
+    })
+  })
+}
