@@ -7,7 +7,7 @@
  * file that was distributed with this source code.
  */
 
-import { readdir } from 'node:fs/promises'
+import { readFile, readdir } from 'node:fs/promises'
 import type Configure from '@adonisjs/core/commands/configure'
 import { stubsRoot } from './stubs/main.ts'
 
@@ -16,6 +16,11 @@ import { stubsRoot } from './stubs/main.ts'
  * present in the host's migrations folder is not published again, so configuring twice is harmless.
  */
 const MIGRATIONS = [{ stub: 'make/migration/billing_tables.stub', suffix: 'create_billing_tables.ts' }]
+
+/**
+ * Secrets the package reads from env.
+ */
+const ENV_SECRETS = ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET']
 
 async function existingMigrations(folder: string): Promise<string[]> {
   try {
@@ -72,12 +77,14 @@ export async function configure(command: Configure) {
   await codemods.registerMiddleware('named', [{ name: 'entitled', path: 'adonis-billing/entitled_middleware' }])
 
   /**
-   * Stripe secrets: present in .env, never in .env.example
+   * Stripe secrets: keys added to .env (and to .env.example without a value). Keys already in .env
+   * are left alone, so configuring again never wipes a secret.
    */
-  await codemods.defineEnvVariables(
-    { STRIPE_SECRET_KEY: '', STRIPE_WEBHOOK_SECRET: '' },
-    { omitFromExample: ['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'] }
-  )
+  const dotenv = await readFile(command.app.makePath('.env'), 'utf8').catch(() => '')
+  const missing = ENV_SECRETS.filter((key) => !new RegExp(`^${key}=`, 'm').test(dotenv))
+  if (missing.length) {
+    await codemods.defineEnvVariables(Object.fromEntries(missing.map((key) => [key, ''])), { omitFromExample: missing })
+  }
   await codemods.defineEnvValidations({
     leadingComment: 'Variables for configuring adonis-billing (required in production)',
     variables: {
