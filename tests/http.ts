@@ -22,6 +22,7 @@ export async function headerAuth(ctx: HttpContext, next: NextFn) {
 export async function serve(app: ApplicationService, define: (router: any) => void | Promise<void>) {
   const router = await app.container.make('router')
   const server = await app.container.make('server')
+  server.errorHandler(() => import('./fixtures/exception_handler.ts'))
   router.use([() => import('@adonisjs/core/bodyparser_middleware')])
   await define(router)
   await server.boot()
