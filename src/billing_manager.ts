@@ -12,6 +12,9 @@ import type { Database } from '@adonisjs/lucid/database'
 import type { QueryClientContract } from '@adonisjs/lucid/types/database'
 import { AuditTrail } from './audit/audit_trail.ts'
 import { Catalog } from './catalog/catalog.ts'
+import { CatalogSync } from './catalog/catalog_sync.ts'
+import { PriceResolver } from './catalog/price_resolver.ts'
+import { StripeGateway } from './stripe/stripe_gateway.ts'
 import { CustomerScope } from './customers/customer_scope.ts'
 import { billingModels } from './models/main.ts'
 import type { BillableRow } from './mixins/billable.ts'
@@ -27,6 +30,14 @@ export class BillingManager {
   readonly emitter: EmitterService
   readonly audit: AuditTrail
   readonly catalog: Catalog
+  /**
+   * The Stripe client (lazily imported) and error mapping.
+   */
+  readonly stripe: StripeGateway
+  /**
+   * Lookup key → Stripe price, cached briefly.
+   */
+  readonly prices: PriceResolver
   #database: Database
 
   constructor(app: ApplicationService, config: ResolvedBillingConfig, database: Database, emitter: EmitterService) {
@@ -35,6 +46,8 @@ export class BillingManager {
     this.emitter = emitter
     this.#database = database
     this.catalog = new Catalog(config)
+    this.stripe = new StripeGateway(config)
+    this.prices = new PriceResolver(this.stripe)
     this.audit = new AuditTrail(app, () => this.db(), emitter)
 
     /**
@@ -50,6 +63,13 @@ export class BillingManager {
    */
   db(): QueryClientContract {
     return this.#database.connection(this.config.connection)
+  }
+
+  /**
+   * Diffs the catalog against Stripe and applies the changes (`node ace billing:sync`).
+   */
+  catalogSync(): CatalogSync {
+    return new CatalogSync(this)
   }
 
   /**

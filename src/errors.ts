@@ -105,3 +105,11 @@ export class AuditChainBrokenException extends BillingException {
   static status = 500
   static code = 'E_BILLING_AUDIT_CHAIN_BROKEN'
 }
+
+/**
+ * An argument of a public API call is invalid (amount, quantity, ...).
+ */
+export class InvalidArgumentException extends BillingException {
+  static status = 422
+  static code = 'E_BILLING_INVALID_ARGUMENT'
+}

@@ -164,3 +164,33 @@ export async function migrate(app: ApplicationService, db: Database, root: strin
   if (runner.error) throw runner.error
   if (runner.status !== 'completed') throw new Error(`migrations ended as ${runner.status}`)
 }
+
+/**
+ * An app whose Stripe client talks to a fresh loopback Stripe fake (no retries, short timeout,
+ * unless `stripe` overrides them). The fake closes with the test.
+ */
+export async function setupStripeApp(
+  dialect: Dialect,
+  options: {
+    billing?: BillingConfigInput
+    stripe?: BillingConfigInput['stripe']
+    environment?: 'web' | 'console' | 'test'
+    /** Reuse a running fake (a second app on the same Stripe account) */
+    fake?: import('../src/testing/main.ts').StripeFake
+  } = {}
+) {
+  const { StripeFake } = await import('../src/testing/main.ts')
+  const fake = options.fake ?? (await StripeFake.start())
+  if (!options.fake) getActiveTest()?.cleanup(() => fake.close())
+  const catalog = options.billing ?? testCatalog()
+  catalog.stripe = {
+    ...catalog.stripe,
+    secretKey: 'sk_test_fake',
+    ...fake.clientOptions,
+    maxNetworkRetries: 0,
+    timeout: 1500,
+    ...options.stripe,
+  }
+  const testApp = await setupApp(dialect, { billing: catalog, environment: options.environment })
+  return { ...testApp, fake }
+}

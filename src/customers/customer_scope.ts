@@ -8,13 +8,20 @@
  */
 
 import { DateTime } from 'luxon'
+import type { Stripe } from 'stripe'
 import Customer from '../models/customer.ts'
 import Subscription from '../models/subscription.ts'
 import { combinePlanFeatures, isGranted, subscriptionGrants } from '../entitlements/plan_entitlements.ts'
 import type { FeatureValue } from '../types.ts'
+import { detailParams, ensureStripeCustomer, updateStripeCustomer, type StripeCustomerDetails } from './stripe_customer_sync.ts'
+import { applyStripeInvoice } from '../invoices/apply_stripe_invoice.ts'
+import Invoice from '../models/invoice.ts'
+import { SubscriptionScope } from '../subscriptions/subscription_scope.ts'
+import { subscribe, type SubscribeOptions } from '../subscriptions/subscribe.ts'
+import { checkoutCharge, checkoutSubscription, portalUrl, type ChargeOptions, type CheckoutOptions } from '../subscriptions/checkout.ts'
 import { toDbDateTime } from '../models/columns.ts'
 import { billableIdentity, type BillableRow } from '../mixins/billable.ts'
-import { NotBillableException } from '../errors.ts'
+import { InvalidArgumentException, NotBillableException } from '../errors.ts'
 import type { BillingManager } from '../billing_manager.ts'
 import debug from '../debug.ts'
 
@@ -146,5 +153,156 @@ export class CustomerScope {
    */
   async can(feature: string): Promise<boolean> {
     return (await this.check(feature)) === 'granted'
+  }
+
+  /**
+   * The Stripe customer id, creating the Stripe customer (with metadata linking back here) when
+   * needed. Free plans never call this.
+   */
+  async stripeCustomerId(details: StripeCustomerDetails = {}): Promise<string> {
+    return ensureStripeCustomer(this.#manager, await this.customer(), details)
+  }
+
+  /**
+   * One named subscription (`default` unless told).
+   */
+  subscription(name = 'default'): SubscriptionScope {
+    return new SubscriptionScope(this.#manager, () => this.customer(), name)
+  }
+
+  /**
+   * Local subscription rows of the customer, newest first.
+   */
+  async subscriptions(): Promise<Subscription[]> {
+    const customer = await this.find()
+    if (!customer) return []
+    return Subscription.query({ client: this.#manager.db() }).where('customer_id', customer.id).orderBy('id', 'desc')
+  }
+
+  /**
+   * Subscribes directly (payment method or trial). See `SubscribeResult` for SCA and declines.
+   */
+  async subscribe(plan: string, options: SubscribeOptions = {}) {
+    return subscribe(this.#manager, await this.customer(), plan, options)
+  }
+
+  /**
+   * A Stripe Checkout Session for a plan; `checkout.charge()` for one-off payments.
+   *
+   * @example
+   * const { url } = await billing.for(user).checkout('pro', { interval: 'month', successUrl, cancelUrl })
+   */
+  get checkout() {
+    const run = async (plan: string, options: CheckoutOptions) => checkoutSubscription(this.#manager, await this.customer(), plan, options)
+    return Object.assign(run, {
+      charge: async (options: ChargeOptions) => checkoutCharge(this.#manager, await this.customer(), options),
+    })
+  }
+
+  /**
+   * A Billing Portal URL.
+   */
+  async portalUrl(options: { returnUrl: string }) {
+    return portalUrl(this.#manager, await this.customer(), options)
+  }
+
+  /**
+   * The customer's invoices, newest first, fetched from Stripe and kept as local copies. Without a
+   * Stripe customer there are none.
+   */
+  async invoices(options: { limit?: number } = {}): Promise<Invoice[]> {
+    const customer = await this.find()
+    if (!customer?.stripeCustomerId) return []
+    const list = await this.#manager.stripe.call((stripe) =>
+      stripe.invoices.list({ customer: customer.stripeCustomerId!, limit: options.limit ?? 24 })
+    )
+    return this.#manager.db().transaction(async (trx) => {
+      const rows: Invoice[] = []
+      for (const invoice of list.data) rows.push(await applyStripeInvoice(trx, customer, invoice))
+      return rows
+    })
+  }
+
+  /**
+   * One invoice of this customer by Stripe id, or null (also for another customer's invoice).
+   */
+  async invoice(stripeInvoiceId: string): Promise<Invoice | null> {
+    const customer = await this.find()
+    if (!customer?.stripeCustomerId) return null
+    const object = await this.#manager.stripe.call((stripe) => stripe.invoices.retrieve(stripeInvoiceId)).catch((error) => {
+      if (error?.stripeCode === 'resource_missing') return null
+      throw error
+    })
+    const owner = object && (typeof object.customer === 'string' ? object.customer : object.customer?.id)
+    if (!object || owner !== customer.stripeCustomerId) return null
+    return this.#manager.db().transaction((trx) => applyStripeInvoice(trx, customer, object))
+  }
+
+  /**
+   * Preview of the next invoice of a subscription (`create_preview`); pass `swapTo` to see a swap's
+   * proration.
+   */
+  async upcomingInvoice(options: { subscription?: string; swapTo?: string; quantity?: number } = {}): Promise<Stripe.Invoice> {
+    return this.subscription(options.subscription).upcomingInvoice(options)
+  }
+
+  /**
+   * Updates the Stripe customer (email, name, phone, address, preferred locales, metadata) and the
+   * local row.
+   */
+  async updateStripeCustomer(details: StripeCustomerDetails) {
+    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.updated', (stripe, id) =>
+      stripe.customers.update(id, detailParams(details))
+    )
+  }
+
+  /**
+   * Sets the tax exemption (`none`, `exempt`, `reverse`).
+   */
+  async setTaxExempt(status: 'none' | 'exempt' | 'reverse') {
+    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.tax_exempt_changed', (stripe, id) =>
+      stripe.customers.update(id, { tax_exempt: status })
+    )
+  }
+
+  /**
+   * Tax ids of the customer (VAT numbers, ...), mirrored on the customer row.
+   */
+  get taxIds() {
+    return {
+      add: async (type: string, value: string): Promise<Customer> =>
+        updateStripeCustomer(this.#manager, await this.customer(), 'customer.tax_id_added', (stripe, id) =>
+          stripe.customers.createTaxId(id, { type: type as any, value })
+        ),
+      remove: async (taxId: string): Promise<Customer> =>
+        updateStripeCustomer(this.#manager, await this.customer(), 'customer.tax_id_removed', (stripe, id) =>
+          stripe.customers.deleteTaxId(id, taxId)
+        ),
+      list: async (): Promise<Array<{ id: string; type: string; value: string }>> => {
+        const id = await this.stripeCustomerId()
+        const list = await this.#manager.stripe.call((stripe) => stripe.customers.listTaxIds(id, { limit: 100 }))
+        return list.data.map((taxId) => ({ id: taxId.id, type: taxId.type, value: taxId.value }))
+      },
+    }
+  }
+
+  /**
+   * Attaches a payment method and makes it the default for invoices.
+   */
+  async setDefaultPaymentMethod(paymentMethod: string) {
+    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.default_payment_method_changed', async (stripe, id) => {
+      const attached = await stripe.paymentMethods.attach(paymentMethod, { customer: id })
+      return stripe.customers.update(id, { invoice_settings: { default_payment_method: attached.id } })
+    })
+  }
+
+  /**
+   * Adds to the customer's balance (negative = credit applied to next invoices), in minor units.
+   */
+  async adjustBalance(amount: number, description: string) {
+    if (!Number.isSafeInteger(amount) || amount === 0) throw new InvalidArgumentException('Balance adjustments are non-zero integers in minor units')
+    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.balance_adjusted', (stripe, id) =>
+      stripe.customers.createBalanceTransaction(id, { amount, currency: this.#manager.config.currency, description })
+    )
   }
 }

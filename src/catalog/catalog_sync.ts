@@ -1,0 +1,385 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import type { Stripe } from 'stripe'
+import type { BillingManager } from '../billing_manager.ts'
+import { actors } from '../audit/actor.ts'
+import { StripeGateway } from '../stripe/stripe_gateway.ts'
+import type { AuditActor, MeterDefinition, ResolvedPlan, ResolvedRecurringPrice, ResolvedUsagePrice } from '../types.ts'
+import debug from '../debug.ts'
+
+/**
+ * Metadata keys that tie Stripe objects to the catalog.
+ */
+export const PLAN_METADATA_KEY = 'adonis_billing_plan'
+
+/**
+ * One change `billing:sync` makes to Stripe.
+ */
+export type SyncAction =
+  | { type: 'meter.create'; key: string; params: Stripe.Billing.MeterCreateParams }
+  | { type: 'meter.update'; key: string; id: string; params: Stripe.Billing.MeterUpdateParams; changes: string[] }
+  | { type: 'feature.create'; key: string; params: Stripe.Entitlements.FeatureCreateParams }
+  | { type: 'feature.update'; key: string; id: string; params: Stripe.Entitlements.FeatureUpdateParams; changes: string[] }
+  | { type: 'product.create'; key: string; params: Stripe.ProductCreateParams }
+  | { type: 'product.update'; key: string; id: string; params: Stripe.ProductUpdateParams; changes: string[] }
+  | { type: 'price.create'; key: string; plan: string; params: PriceParams }
+  | { type: 'price.replace'; key: string; plan: string; oldId: string; params: PriceParams; changes: string[] }
+  | { type: 'product_feature.attach'; key: string; plan: string; feature: string }
+
+/**
+ * Price parameters before the product and meter ids are known (they may be created in the same run).
+ */
+type PriceParams = Omit<Stripe.PriceCreateParams, 'product'> & { meterKey?: string }
+
+/**
+ * The diff between the catalog and Stripe.
+ */
+export interface SyncPlan {
+  actions: SyncAction[]
+  /** Objects already in sync, by kind */
+  unchanged: { meters: number; features: number; products: number; prices: number }
+}
+
+/**
+ * A one-line description of an action, for `--dry-run` and progress output.
+ */
+export function describeAction(action: SyncAction): string {
+  switch (action.type) {
+    case 'meter.create':
+      return `create meter "${action.key}" (event ${action.params.event_name}, ${action.params.default_aggregation.formula})`
+    case 'meter.update':
+      return `update meter "${action.key}": ${action.changes.join(', ')}`
+    case 'feature.create':
+      return `create entitlement feature "${action.key}"`
+    case 'feature.update':
+      return `update entitlement feature "${action.key}": ${action.changes.join(', ')}`
+    case 'product.create':
+      return `create product for plan "${action.key}"`
+    case 'product.update':
+      return `update product of plan "${action.key}": ${action.changes.join(', ')}`
+    case 'price.create':
+      return `create price "${action.key}" (${describePrice(action.params)})`
+    case 'price.replace':
+      return `replace price "${action.key}" (${action.changes.join(', ')}); the old price is archived, the lookup key moves`
+    case 'product_feature.attach':
+      return `attach feature "${action.feature}" to the product of plan "${action.plan}"`
+  }
+}
+
+function describePrice(params: PriceParams) {
+  const count = params.recurring?.interval_count ?? 1
+  const interval = params.recurring ? `/${count > 1 ? `${count} ` : ''}${params.recurring.interval}` : ''
+  if (params.unit_amount !== undefined) return `${params.unit_amount} ${params.currency}${interval}`
+  return `${params.billing_scheme === 'tiered' ? `${params.tiers_mode} tiers` : 'metered'} ${params.currency}${interval}`
+}
+
+/**
+ * Stripe meters aggregate by sum, count or last. Locally aggregated `max` and `unique_count` are
+ * reported as the running value of the billing period, so Stripe keeps the `last` one.
+ */
+function meterFormula(meter: MeterDefinition): 'sum' | 'count' | 'last' {
+  if (meter.aggregation === 'sum' || meter.aggregation === 'count') return 'sum'
+  return 'last'
+}
+
+/**
+ * The interval of a plan's usage prices: all items of a subscription share one interval, so usage is
+ * billed monthly unless the plan only has another interval.
+ */
+function usageInterval(plan: ResolvedPlan): ResolvedRecurringPrice['interval'] {
+  if (plan.prices.length === 0 || plan.prices.some((price) => price.interval === 'month')) return 'month'
+  return plan.prices[0].interval
+}
+
+function flatPriceParams(plan: ResolvedPlan, price: ResolvedRecurringPrice): PriceParams {
+  return {
+    currency: price.currency,
+    unit_amount: price.amount,
+    recurring: { interval: price.interval, interval_count: price.intervalCount },
+    tax_behavior: price.taxBehavior,
+    lookup_key: price.lookupKey,
+    nickname: `${plan.name} (${price.interval})`,
+    metadata: { [PLAN_METADATA_KEY]: plan.key },
+  }
+}
+
+function usagePriceParams(plan: ResolvedPlan, price: ResolvedUsagePrice, decimal: (value: string) => any): PriceParams {
+  const base: PriceParams = {
+    currency: price.currency,
+    recurring: { interval: usageInterval(plan), usage_type: 'metered' },
+    tax_behavior: price.taxBehavior,
+    lookup_key: price.lookupKey,
+    nickname: `${plan.name} (${price.meter})`,
+    metadata: { [PLAN_METADATA_KEY]: plan.key, adonis_billing_meter: price.meter },
+    meterKey: price.meter,
+  }
+  switch (price.model) {
+    case 'per_unit':
+      return { ...base, billing_scheme: 'per_unit', unit_amount_decimal: decimal(String(price.unitAmount)) }
+    case 'package':
+      return {
+        ...base,
+        billing_scheme: 'per_unit',
+        unit_amount: price.amount,
+        transform_quantity: { divide_by: price.packageSize, round: price.round ?? 'up' },
+      }
+    default:
+      return {
+        ...base,
+        billing_scheme: 'tiered',
+        tiers_mode: price.model,
+        tiers: price.tiers.map((tier) => ({
+          up_to: tier.upTo,
+          ...(tier.unitAmount !== undefined ? { unit_amount_decimal: decimal(String(tier.unitAmount)) } : {}),
+          ...(tier.flatAmount !== undefined ? { flat_amount: tier.flatAmount } : {}),
+        })),
+      }
+  }
+}
+
+function decimalString(value: unknown): string | null {
+  if (value === null || value === undefined) return null
+  const text = String(value)
+  return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text
+}
+
+/**
+ * What differs between a live price and the wanted parameters (fields Stripe never lets us update).
+ */
+function priceChanges(live: Stripe.Price, wanted: PriceParams, productId: string | null): string[] {
+  const changes: string[] = []
+  const compare = (name: string, a: unknown, b: unknown) => {
+    if (JSON.stringify(a ?? null) !== JSON.stringify(b ?? null)) changes.push(`${name} ${JSON.stringify(a ?? null)} → ${JSON.stringify(b ?? null)}`)
+  }
+  compare('currency', live.currency, wanted.currency)
+  compare('interval', live.recurring?.interval, wanted.recurring?.interval)
+  compare('interval count', live.recurring?.interval_count, wanted.recurring?.interval_count ?? 1)
+  compare('usage type', live.recurring?.usage_type, wanted.recurring?.usage_type ?? 'licensed')
+  compare('tax behavior', live.tax_behavior, wanted.tax_behavior)
+  if (productId) compare('product', typeof live.product === 'string' ? live.product : live.product.id, productId)
+  if (wanted.billing_scheme === 'tiered') {
+    compare('tiers mode', live.tiers_mode, wanted.tiers_mode)
+    compare(
+      'tiers',
+      (live.tiers ?? []).map((tier) => [tier.up_to ?? 'inf', decimalString(tier.unit_amount_decimal ?? tier.unit_amount), tier.flat_amount ?? null]),
+      (wanted.tiers ?? []).map((tier) => [tier.up_to, decimalString(tier.unit_amount_decimal), tier.flat_amount ?? null])
+    )
+  } else if (wanted.unit_amount_decimal !== undefined) {
+    compare('unit amount', decimalString(live.unit_amount_decimal ?? live.unit_amount), decimalString(wanted.unit_amount_decimal))
+  } else {
+    compare('amount', live.unit_amount, wanted.unit_amount)
+    compare('package', live.transform_quantity ?? null, wanted.transform_quantity ?? null)
+  }
+  return changes
+}
+
+async function listAll<T>(list: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = []
+  for await (const item of list) items.push(item)
+  return items
+}
+
+/**
+ * Makes Stripe match the catalog: meters, entitlement features, one product per plan with its
+ * features, and prices identified by lookup key. Idempotent (a second run finds nothing to do);
+ * never deletes: a changed price is replaced by a new one that takes over the lookup key
+ * (`transfer_lookup_key`), and the old one is archived. Every change is audited.
+ */
+export class CatalogSync {
+  #manager: BillingManager
+
+  constructor(manager: BillingManager) {
+    this.#manager = manager
+  }
+
+  /**
+   * Reads Stripe and computes the actions needed, without writing anything.
+   */
+  async plan(): Promise<SyncPlan> {
+    const config = this.#manager.config
+    return this.#manager.stripe.call(async (stripe) => {
+      const decimal = (value: string) => (stripe.constructor as any).Decimal?.from?.(value) ?? value
+      const actions: SyncAction[] = []
+      const unchanged = { meters: 0, features: 0, products: 0, prices: 0 }
+
+      /**
+       * Meters, matched by event name
+       */
+      const meters = await listAll(stripe.billing.meters.list({ limit: 100 }))
+      for (const [key, meter] of Object.entries(config.meters)) {
+        const live = meters.find((candidate) => candidate.event_name === meter.eventName)
+        if (!live) {
+          actions.push({
+            type: 'meter.create',
+            key,
+            params: {
+              display_name: meter.name,
+              event_name: meter.eventName,
+              default_aggregation: { formula: meterFormula(meter) },
+              customer_mapping: { type: 'by_id', event_payload_key: 'stripe_customer_id' },
+              value_settings: { event_payload_key: 'value' },
+            },
+          })
+        } else if (live.display_name !== meter.name) {
+          actions.push({ type: 'meter.update', key, id: live.id, params: { display_name: meter.name }, changes: [`name "${live.display_name}" → "${meter.name}"`] })
+        } else {
+          unchanged.meters++
+        }
+      }
+
+      /**
+       * Entitlement features, matched by lookup key
+       */
+      const features = await listAll(stripe.entitlements.features.list({ limit: 100 }))
+      for (const [key, feature] of Object.entries(config.features)) {
+        const name = feature.description ?? key
+        const live = features.find((candidate) => candidate.lookup_key === key)
+        if (!live) actions.push({ type: 'feature.create', key, params: { lookup_key: key, name } })
+        else if (live.name !== name || !live.active) {
+          actions.push({ type: 'feature.update', key, id: live.id, params: { name, active: true }, changes: [`name "${live.name}" → "${name}"`] })
+        } else unchanged.features++
+      }
+
+      /**
+       * Products, matched by plan metadata
+       */
+      const products = await listAll(stripe.products.list({ limit: 100 }))
+      const lookupKeys = config.plans && Object.values(config.plans).flatMap((plan) => [...plan.prices, ...plan.usagePrices].map((price) => price.lookupKey))
+      const livePrices: Stripe.Price[] = []
+      for (let index = 0; index < lookupKeys.length; index += 10) {
+        const page = await stripe.prices.list({ lookup_keys: lookupKeys.slice(index, index + 10), limit: 100, expand: ['data.tiers'] })
+        livePrices.push(...page.data)
+      }
+
+      for (const plan of Object.values(config.plans)) {
+        if (plan.free) continue
+        const product = products.find((candidate) => candidate.metadata?.[PLAN_METADATA_KEY] === plan.key)
+        const productParams = { name: plan.name, description: plan.description ?? undefined }
+        if (!product) {
+          actions.push({
+            type: 'product.create',
+            key: plan.key,
+            params: { ...productParams, metadata: { [PLAN_METADATA_KEY]: plan.key } },
+          })
+        } else {
+          const changes: string[] = []
+          if (product.name !== plan.name) changes.push(`name "${product.name}" → "${plan.name}"`)
+          if ((product.description ?? null) !== (plan.description ?? null)) changes.push('description')
+          if (!product.active) changes.push('reactivate')
+          if (changes.length) actions.push({ type: 'product.update', key: plan.key, id: product.id, params: { ...productParams, active: true }, changes })
+          else unchanged.products++
+        }
+
+        const wanted = [
+          ...plan.prices.map((price) => flatPriceParams(plan, price)),
+          ...plan.usagePrices.map((price) => usagePriceParams(plan, price, decimal)),
+        ]
+        for (const params of wanted) {
+          const live = livePrices.find((candidate) => candidate.lookup_key === params.lookup_key)
+          if (!live) {
+            actions.push({ type: 'price.create', key: params.lookup_key!, plan: plan.key, params })
+            continue
+          }
+          const changes = priceChanges(live, params, product?.id ?? null)
+          if (!live.active) changes.push('reactivate')
+          if (changes.length) actions.push({ type: 'price.replace', key: params.lookup_key!, plan: plan.key, oldId: live.id, params, changes })
+          else unchanged.prices++
+        }
+
+        /**
+         * Features the plan grants, attached to its product (Stripe Entitlements)
+         */
+        const attached = product ? await listAll(stripe.products.listFeatures(product.id, { limit: 100 })) : []
+        for (const [feature, value] of Object.entries(plan.features)) {
+          if (value === false || value === 0) continue
+          if (attached.some((item) => item.entitlement_feature.lookup_key === feature)) continue
+          actions.push({ type: 'product_feature.attach', key: `${plan.key}:${feature}`, plan: plan.key, feature })
+        }
+      }
+      return { actions, unchanged }
+    })
+  }
+
+  /**
+   * Applies a plan, calling `onProgress` after each action. Each action is audited; POSTs carry
+   * deterministic idempotency keys so a rerun after a crash does not create duplicates.
+   */
+  async apply(plan: SyncPlan, options: { actor?: AuditActor; onProgress?: (action: SyncAction, index: number) => void } = {}) {
+    const actor = options.actor ?? actors.system()
+    return this.#manager.stripe.call(async (stripe) => {
+      const meterIds = new Map<string, string>()
+      const featureIds = new Map<string, string>()
+      const productIds = new Map<string, string>()
+      const needsLookup = plan.actions.some((action) => action.type === 'price.create' || action.type === 'price.replace' || action.type === 'product_feature.attach')
+      if (needsLookup) {
+        for (const meter of await listAll(stripe.billing.meters.list({ limit: 100 }))) {
+          const key = Object.entries(this.#manager.config.meters).find(([, definition]) => definition.eventName === meter.event_name)?.[0]
+          if (key) meterIds.set(key, meter.id)
+        }
+        for (const feature of await listAll(stripe.entitlements.features.list({ limit: 100 }))) featureIds.set(feature.lookup_key, feature.id)
+        for (const product of await listAll(stripe.products.list({ limit: 100 }))) {
+          const key = product.metadata?.[PLAN_METADATA_KEY]
+          if (key) productIds.set(key, product.id)
+        }
+      }
+      const key = (action: SyncAction) => ({ idempotencyKey: StripeGateway.idempotencyKey(`sync.${action.type}`, action.key, action) })
+
+      for (const [index, action] of plan.actions.entries()) {
+        let result: { id: string } | null = null
+        switch (action.type) {
+          case 'meter.create':
+            result = await stripe.billing.meters.create(action.params, key(action))
+            meterIds.set(action.key, result.id)
+            break
+          case 'meter.update':
+            result = await stripe.billing.meters.update(action.id, action.params)
+            break
+          case 'feature.create':
+            result = await stripe.entitlements.features.create(action.params, key(action))
+            featureIds.set(action.key, result.id)
+            break
+          case 'feature.update':
+            result = await stripe.entitlements.features.update(action.id, action.params)
+            break
+          case 'product.create':
+            result = await stripe.products.create(action.params, key(action))
+            productIds.set(action.key, result.id)
+            break
+          case 'product.update':
+            result = await stripe.products.update(action.id, action.params)
+            break
+          case 'price.create':
+          case 'price.replace': {
+            const { meterKey, ...params } = action.params
+            const body: Stripe.PriceCreateParams = { ...params, product: productIds.get(action.plan)! }
+            if (meterKey) body.recurring = { ...body.recurring!, meter: meterIds.get(meterKey) }
+            if (action.type === 'price.replace') body.transfer_lookup_key = true
+            result = await stripe.prices.create(body, key(action))
+            if (action.type === 'price.replace') await stripe.prices.update(action.oldId, { active: false })
+            break
+          }
+          case 'product_feature.attach':
+            result = await stripe.products.createFeature(productIds.get(action.plan)!, { entitlement_feature: featureIds.get(action.feature)! }, key(action))
+            break
+        }
+        await this.#manager.audit.record({
+          action: `catalog.${action.type}`,
+          actor,
+          subject: { type: action.type.split('.')[0], id: result?.id ?? null },
+          after: { key: action.key, ...('changes' in action ? { changes: action.changes } : {}) },
+          metadata: 'oldId' in action ? { archived: action.oldId } : null,
+        })
+        debug('sync %s', describeAction(action))
+        options.onProgress?.(action, index)
+      }
+      return { applied: plan.actions.length }
+    })
+  }
+}

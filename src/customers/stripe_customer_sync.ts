@@ -1,0 +1,155 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import type { Stripe } from 'stripe'
+import { DateTime } from 'luxon'
+import Customer from '../models/customer.ts'
+import { StripeGateway } from '../stripe/stripe_gateway.ts'
+import type { BillingManager } from '../billing_manager.ts'
+import debug from '../debug.ts'
+
+/**
+ * Metadata written on every Stripe customer so a webhook can always find its way back.
+ */
+export function customerMetadata(customer: Customer): Record<string, string> {
+  return {
+    adonis_billing_customer_id: String(customer.id),
+    ...(customer.billableType ? { billable_type: customer.billableType } : {}),
+    ...(customer.billableId ? { billable_id: customer.billableId } : {}),
+  }
+}
+
+/**
+ * Details a host may pass when creating or updating the Stripe customer.
+ */
+export interface StripeCustomerDetails {
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  address?: Stripe.AddressParam
+  preferredLocales?: string[]
+  metadata?: Record<string, string>
+}
+
+function customerParams(customer: Customer, details: StripeCustomerDetails): Stripe.CustomerCreateParams {
+  return {
+    email: details.email ?? customer.email ?? undefined,
+    name: details.name ?? customer.name ?? undefined,
+    ...(details.phone ? { phone: details.phone } : {}),
+    ...(details.address ? { address: details.address } : {}),
+    ...(details.preferredLocales ? { preferred_locales: details.preferredLocales } : {}),
+    metadata: { ...details.metadata, ...customerMetadata(customer) },
+  }
+}
+
+/**
+ * Links the local customer to a Stripe customer, creating it when needed. Safe under concurrency
+ * and crashes: the create carries an idempotency key derived from the local id (concurrent callers get
+ * the same Stripe customer back), an existing Stripe customer carrying our metadata is reused, and
+ * the local row is only linked when still unlinked.
+ */
+export async function ensureStripeCustomer(manager: BillingManager, customer: Customer, details: StripeCustomerDetails = {}) {
+  if (customer.stripeCustomerId) return customer.stripeCustomerId
+  const params = customerParams(customer, details)
+
+  const stripeCustomer = await manager.stripe.call(async (stripe) => {
+    const found = await stripe.customers.search({ query: `metadata['adonis_billing_customer_id']:'${customer.id}'`, limit: 1 })
+    if (found.data[0]) return found.data[0]
+    return stripe.customers.create(params, { idempotencyKey: StripeGateway.idempotencyKey('customer.create', customer.id, params) })
+  })
+
+  await manager.db().transaction(async (trx) => {
+    const updated = await trx
+      .from(Customer.table)
+      .where('id', customer.id)
+      .whereNull('stripe_customer_id')
+      .update({ stripe_customer_id: stripeCustomer.id, updated_at: DateTime.utc().toISO() })
+    if (Number(Array.isArray(updated) ? updated[0] : updated) === 0) return
+    await manager.audit.record(
+      {
+        action: 'customer.stripe_linked',
+        subject: { type: 'customer', id: customer.id },
+        customerId: customer.id,
+        after: { stripe_customer_id: stripeCustomer.id },
+      },
+      { client: trx }
+    )
+  })
+  await customer.refresh()
+  debug('customer #%d linked to %s', customer.id, customer.stripeCustomerId)
+  return customer.stripeCustomerId!
+}
+
+/**
+ * Writes a Stripe customer's details onto the local row (email, name, currency, tax exemption, tax
+ * ids, balance, default payment method) inside `trx`, auditing what changed.
+ */
+export async function applyStripeCustomer(
+  manager: BillingManager,
+  trx: import('@adonisjs/lucid/types/database').TransactionClientContract,
+  customer: Customer,
+  object: Stripe.Customer,
+  options: { action?: string; taxIds?: Stripe.TaxId[] } = {}
+) {
+  const before = { email: customer.email, name: customer.name, tax_exempt: customer.taxExempt, balance: customer.balance, currency: customer.currency, default_payment_method: customer.defaultPaymentMethod, tax_ids: customer.taxIds }
+  const defaultPaymentMethod = object.invoice_settings?.default_payment_method
+  customer.useTransaction(trx)
+  customer.merge({
+    email: object.email ?? null,
+    name: object.name ?? null,
+    taxExempt: object.tax_exempt ?? null,
+    balance: object.balance ?? 0,
+    currency: object.currency ?? customer.currency,
+    defaultPaymentMethod: typeof defaultPaymentMethod === 'string' ? defaultPaymentMethod : (defaultPaymentMethod?.id ?? null),
+    ...(options.taxIds ? { taxIds: options.taxIds.map((taxId) => ({ id: taxId.id, type: taxId.type, value: taxId.value })) } : {}),
+  })
+  const after = { email: customer.email, name: customer.name, tax_exempt: customer.taxExempt, balance: customer.balance, currency: customer.currency, default_payment_method: customer.defaultPaymentMethod, tax_ids: customer.taxIds }
+  if (JSON.stringify(before) === JSON.stringify(after)) return customer
+  await customer.save()
+  await manager.audit.record(
+    { action: options.action ?? 'customer.updated', subject: { type: 'customer', id: customer.id }, customerId: customer.id, before, after },
+    { client: trx }
+  )
+  return customer
+}
+
+/**
+ * Runs a Stripe customer mutation and mirrors the result locally.
+ */
+export async function updateStripeCustomer(
+  manager: BillingManager,
+  customer: Customer,
+  action: string,
+  mutate: (stripe: Stripe, stripeCustomerId: string) => Promise<unknown>
+) {
+  const stripeCustomerId = await ensureStripeCustomer(manager, customer)
+  const { object, taxIds } = await manager.stripe.call(async (stripe) => {
+    await mutate(stripe, stripeCustomerId)
+    const [fresh, ids] = await Promise.all([
+      stripe.customers.retrieve(stripeCustomerId),
+      stripe.customers.listTaxIds(stripeCustomerId, { limit: 100 }),
+    ])
+    return { object: fresh as Stripe.Customer, taxIds: ids.data }
+  })
+  return manager.db().transaction((trx) => applyStripeCustomer(manager, trx, customer, object, { action, taxIds }))
+}
+
+/**
+ * Customer detail parameters for Stripe.
+ */
+export function detailParams(details: StripeCustomerDetails): Stripe.CustomerUpdateParams {
+  return {
+    ...(details.email !== undefined ? { email: details.email ?? '' } : {}),
+    ...(details.name !== undefined ? { name: details.name ?? '' } : {}),
+    ...(details.phone !== undefined ? { phone: details.phone ?? '' } : {}),
+    ...(details.address ? { address: details.address } : {}),
+    ...(details.preferredLocales ? { preferred_locales: details.preferredLocales } : {}),
+    ...(details.metadata ? { metadata: details.metadata } : {}),
+  }
+}

@@ -1,0 +1,136 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import type { Stripe } from 'stripe'
+import { DateTime } from 'luxon'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
+import Subscription, { type SubscriptionStatus } from '../models/subscription.ts'
+import SubscriptionItem from '../models/subscription_item.ts'
+import Customer from '../models/customer.ts'
+import type { BillingManager } from '../billing_manager.ts'
+import type { AuditActor } from '../types.ts'
+
+const fromUnix = (value: number | null | undefined) => (value ? DateTime.fromSeconds(value, { zone: 'utc' }) : null)
+
+/**
+ * Metadata keys written on Stripe subscriptions created by the package.
+ */
+export const SUBSCRIPTION_NAME_KEY = 'adonis_billing_subscription'
+
+/**
+ * The local fields a Stripe subscription maps to (audited as before/after).
+ */
+function snapshot(subscription: Subscription) {
+  return {
+    plan: subscription.plan,
+    status: subscription.status,
+    quantity: subscription.quantity,
+    cancel_at_period_end: subscription.cancelAtPeriodEnd,
+    ends_at: subscription.endsAt?.toISO() ?? null,
+    trial_ends_at: subscription.trialEndsAt?.toISO() ?? null,
+    paused_at: subscription.pausedAt?.toISO() ?? null,
+  }
+}
+
+/**
+ * Writes a Stripe subscription (an API response or a webhook object) onto the local row and its
+ * items inside `trx`, with an audit row, unless the stored copy is newer than `observedAt` (so an
+ * out-of-order webhook never regresses state). Returns the row, and whether it changed.
+ */
+export async function applyStripeSubscription(
+  manager: BillingManager,
+  trx: TransactionClientContract,
+  customer: Customer,
+  object: Stripe.Subscription,
+  options: { observedAt: DateTime; actor?: AuditActor; action?: string; name?: string }
+): Promise<{ subscription: Subscription; changed: boolean }> {
+  let subscription = await Subscription.query({ client: trx })
+    .where('stripe_subscription_id', object.id)
+    .if(trx.dialect.name === 'postgres', (query) => query.forUpdate())
+    .first()
+  if (subscription?.stripeUpdatedAt && subscription.stripeUpdatedAt > options.observedAt) {
+    return { subscription, changed: false }
+  }
+  const before = subscription ? snapshot(subscription) : null
+
+  const items = object.items?.data ?? []
+  const planFromItems = items
+    .map((item) => (item.price.lookup_key ? manager.catalog.priceByLookupKey(item.price.lookup_key)?.plan.key : undefined))
+    .find(Boolean)
+  const plan = object.metadata?.adonis_billing_plan ?? planFromItems ?? subscription?.plan ?? 'unknown'
+  const licensed = items.find((item) => item.price.recurring?.usage_type !== 'metered')
+  const periodItem = licensed ?? items[0]
+  const status = object.status as SubscriptionStatus
+
+  subscription ??= new Subscription()
+  subscription.useTransaction(trx)
+  subscription.merge({
+    customerId: customer.id,
+    name: subscription.name ?? options.name ?? object.metadata?.[SUBSCRIPTION_NAME_KEY] ?? 'default',
+    plan,
+    status,
+    quantity: licensed?.quantity ?? null,
+    stripeSubscriptionId: object.id,
+    trialEndsAt: fromUnix(object.trial_end),
+    currentPeriodStart: fromUnix(periodItem?.current_period_start),
+    currentPeriodEnd: fromUnix(periodItem?.current_period_end),
+    cancelAtPeriodEnd: object.cancel_at_period_end,
+    cancelAt: fromUnix(object.cancel_at),
+    canceledAt: fromUnix(object.canceled_at),
+    endsAt: fromUnix(object.ended_at) ?? (object.cancel_at_period_end ? fromUnix(periodItem?.current_period_end) : fromUnix(object.cancel_at)),
+    pausedAt: status === 'paused' || object.pause_collection ? (subscription.pausedAt ?? options.observedAt) : null,
+    resumesAt: fromUnix(object.pause_collection?.resumes_at),
+    pastDueSince: status === 'past_due' ? (subscription.pastDueSince ?? options.observedAt) : null,
+    stripeUpdatedAt: options.observedAt,
+    metadata: object.metadata ?? null,
+  })
+  await subscription.save()
+
+  /**
+   * Items: upsert those Stripe lists, drop those it no longer does
+   */
+  const existing = await SubscriptionItem.query({ client: trx }).where('subscription_id', subscription.id)
+  for (const item of items) {
+    const row = existing.find((candidate) => candidate.stripeItemId === item.id) ?? new SubscriptionItem()
+    row.useTransaction(trx)
+    row.merge({
+      subscriptionId: subscription.id,
+      stripeItemId: item.id,
+      stripeProductId: typeof item.price.product === 'string' ? item.price.product : item.price.product.id,
+      stripePriceId: item.price.id,
+      priceKey: item.price.lookup_key ?? null,
+      meter: item.price.recurring?.meter ? (item.price.metadata?.adonis_billing_meter ?? item.price.recurring.meter) : null,
+      quantity: item.price.recurring?.usage_type === 'metered' ? null : (item.quantity ?? null),
+      currentPeriodStart: fromUnix(item.current_period_start),
+      currentPeriodEnd: fromUnix(item.current_period_end),
+    })
+    await row.save()
+  }
+  const gone = existing.filter((row) => !items.some((item) => item.id === row.stripeItemId)).map((row) => row.id)
+  if (gone.length) await SubscriptionItem.query({ client: trx }).whereIn('id', gone).delete()
+
+  const after = snapshot(subscription)
+  const changed = JSON.stringify(before) !== JSON.stringify(after)
+  if (changed) {
+    await trx.from(Customer.table).where('id', customer.id).increment('entitlement_version', 1)
+    await manager.audit.record(
+      {
+        action: options.action ?? (before ? 'subscription.updated' : 'subscription.created'),
+        actor: options.actor,
+        subject: { type: 'subscription', id: subscription.id },
+        customerId: customer.id,
+        before,
+        after,
+        metadata: { stripe_subscription_id: object.id },
+      },
+      { client: trx }
+    )
+  }
+  return { subscription, changed }
+}
