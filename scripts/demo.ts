@@ -149,6 +149,8 @@ interface StripeSetup {
   /** Stops the fake */
   close(): Promise<void>
   description: string
+  /** The loopback fake, when the demo started one (its clock drives renewals and prorations) */
+  fake?: any
 }
 
 /**
@@ -368,6 +370,97 @@ const STEPS: Step[] = [
   },
 
   {
+    title: 'The catalog pushed to Stripe: node ace billing:sync',
+    async run(demo) {
+      say(dim('… node ace billing:sync --dry-run'))
+      const dry = await ace(demo, ['billing:sync', '--dry-run'])
+      expectCommand(dry, 0)
+      echo(dry)
+      say('')
+      say(dim('… node ace billing:sync'))
+      const applied = await ace(demo, ['billing:sync'])
+      expectCommand(applied, 0)
+      echo(applied, (line) => !line.includes('~'))
+      say('')
+      say(dim('… node ace billing:sync (again)'))
+      const again = await ace(demo, ['billing:sync'])
+      expectCommand(again, 0)
+      if (!again.output.includes('nothing to do')) throw new DemoError('a second billing:sync still found changes', again.output)
+      echo(again)
+    },
+  },
+
+  {
+    title: 'Checkout, a subscription, a swap with its proration preview, a cancellation with grace',
+    async run(demo) {
+      const server = demo.server!
+      const ada = demo.users[0]
+      const checkout = await server.request('POST', '/billing/checkout', { token: ada.token, body: { plan: 'pro', interval: 'month' } })
+      expectStatus(checkout, 200, 'POST /billing/checkout')
+      say(`Checkout Session for Pro (monthly): ${bold(checkout.json.url)}`)
+      say(dim('  subscription mode, flat price + metered API calls, 14-day trial, customer linked by client_reference_id'))
+      say('')
+
+      const subscribed = await server.request('POST', '/billing/subscription', {
+        token: ada.token,
+        body: { plan: 'pro', paymentMethod: 'pm_card_visa', trialDays: 0 },
+      })
+      expectStatus(subscribed, 200, 'POST /billing/subscription')
+      const reports = await server.request('GET', '/reports', { token: ada.token })
+      expectStatus(reports, 200, 'GET /reports with Pro')
+      table(
+        ['Step', 'Plan', 'Status', 'Active', 'Grace', 'Ends'],
+        [['subscribe to Pro with a test Visa', subscribed.json.subscription.plan, subscribed.json.subscription.status, green('yes'), 'no', '–']]
+      )
+      say(`GET /reports is now ${green(String(reports.status))}: Pro grants "sso".`)
+      say('')
+
+      demo.stripe.fake?.advance(10 * 86400)
+      const preview = await server.request('GET', '/billing/preview?swapTo=team', { token: ada.token })
+      expectStatus(preview, 200, 'GET /billing/preview?swapTo=team')
+      say(`Preview of the next invoice if Ada moves to Team ${dim('(10 days into the period, invoices.create_preview)')}:`)
+      table(
+        ['Line', '>Amount', 'Proration'],
+        [
+          ...preview.json.lines.map((line: any) => [line.description ?? '–', money(line.amount, preview.json.currency), line.proration ? 'yes' : '']),
+          [bold('Total'), bold(money(preview.json.total, preview.json.currency)), ''],
+        ]
+      )
+      say('')
+
+      const swapped = await server.request('POST', '/billing/swap', { token: ada.token, body: { plan: 'team' } })
+      expectStatus(swapped, 200, 'POST /billing/swap')
+      const canceled = await server.request('POST', '/billing/cancel', { token: ada.token })
+      expectStatus(canceled, 200, 'POST /billing/cancel')
+      if (!canceled.json.onGracePeriod) throw new DemoError('a canceled subscription should be on its grace period', canceled.text)
+      const stillIn = await server.request('GET', '/reports', { token: ada.token })
+      expectStatus(stillIn, 200, 'GET /reports during the grace period')
+      table(
+        ['Step', 'Plan', 'Status', 'Active', 'Grace', 'Ends'],
+        [
+          ['swap to Team (prorated)', swapped.json.plan, swapped.json.status, green('yes'), 'no', '–'],
+          ['cancel (at period end)', canceled.json.plan, canceled.json.status, green('yes'), green('yes'), String(canceled.json.endsAt).slice(0, 10)],
+        ]
+      )
+      say(`GET /reports during the grace period: ${green(String(stillIn.status))}; features last until the period ends.`)
+      say('')
+
+      const invoices = await server.request('GET', '/billing/invoices', { token: ada.token })
+      expectStatus(invoices, 200, 'GET /billing/invoices')
+      table(
+        ['Invoice', 'Status', '>Subtotal', '>Tax', '>Total'],
+        invoices.json.map((invoice: any) => [
+          invoice.number ?? '–',
+          invoice.status,
+          money(invoice.subtotal, invoice.currency),
+          money(invoice.tax, invoice.currency),
+          money(invoice.total, invoice.currency),
+        ])
+      )
+    },
+  },
+
+  {
     title: 'The audit trail (GET /admin/audit) and its hash chain',
     async run(demo) {
       const server = demo.server!
@@ -479,31 +572,10 @@ async function setUpStripe(): Promise<StripeSetup> {
   }
 
   /**
-   * TODO(stripe-fake): replace this probe with a static
-   *   import { StripeFake } from '../src/testing/main.ts'
-   * once src/testing/main.ts exists (being written next to this script). Until then the demo runs
-   * without Stripe, which nothing in the tour needs yet.
+   * The package sources use decorators: load them through @poppinss/ts-exec
    */
-  const fakeModule = new URL('../src/testing/main.ts', import.meta.url)
-  let StripeFake: any
-  try {
-    /**
-     * The package sources may use decorators: load them through @poppinss/ts-exec
-     */
-    await import('@poppinss/ts-exec')
-    ;({ StripeFake } = await import(fakeModule.href))
-  } catch (error: any) {
-    if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('src/testing/main.ts')) throw error
-  }
-  if (!StripeFake) {
-    return {
-      mode: 'none',
-      env: {},
-      close: async () => {},
-      description: 'not configured (STRIPE_SECRET_KEY unset; the Stripe fake, src/testing/main.ts, is not there yet)',
-    }
-  }
-
+  await import('@poppinss/ts-exec')
+  const { StripeFake } = await import(new URL('../src/testing/main.ts', import.meta.url).href)
   const fake = await StripeFake.start()
   const { host, port, protocol } = fake.clientOptions as { host: string; port: number; protocol: 'http' | 'https' }
   return {
@@ -516,6 +588,7 @@ async function setUpStripe(): Promise<StripeSetup> {
       STRIPE_API_PROTOCOL: protocol,
     },
     close: () => fake.close(),
+    fake,
     description: `the loopback Stripe fake at ${protocol}://${host}:${port} (STRIPE_SECRET_KEY unset)`,
   }
 }

@@ -225,9 +225,16 @@ for (const dialect of DIALECTS) {
       const preview = await billing.for(user).upcomingInvoice({ swapTo: 'business' })
       const previewRequest = fake.lastRequest('POST', '/v1/invoices/create_preview')!
       assert.equal(previewRequest.body.subscription_details.items[0].price, (fake.store.prices() as any[]).find((p) => p.lookup_key === 'business_month').id)
+      /**
+       * Hand-computed: the unused share of the period is credited for Pro and charged for Business,
+       * each rounded half up to a whole cent.
+       */
+      const period = (fake.store.subscriptions()[0] as any).items.data[0]
+      const share = (period.current_period_end - fake.now()) / (period.current_period_end - period.current_period_start)
       const prorations = preview.lines.data.filter((line: any) => line.parent?.subscription_item_details?.proration)
-      assert.isAbove(prorations.length, 0)
-      assert.isAbove(preview.total, 0)
+      assert.deepEqual(prorations.map((line: any) => line.amount).sort((a: number, b: number) => a - b), [-Math.round(2900 * share), Math.round(9900 * share)])
+      assert.equal(preview.total, Math.round(9900 * share) - Math.round(2900 * share) + 9900)
+      assert.notProperty(previewRequest.body.subscription_details, 'proration_date')
 
       const swapped = await scope.swap('business')
       assert.equal(swapped.plan, 'business')

@@ -113,6 +113,19 @@ export class SubscriptionScope {
     const plan = this.#manager.catalog.plan(planKey)
     const current = await this.#current()
     const object = await this.#manager.stripe.call((stripe) => stripe.subscriptions.retrieve(current.stripeSubscriptionId!))
+    return this.#update('subscription.swapped', {
+      items: await this.#swapItems(object, planKey, options),
+      proration_behavior: prorationBehavior(options),
+      metadata: { adonis_billing_plan: plan.key, [SUBSCRIPTION_NAME_KEY]: this.name },
+    })
+  }
+
+  /**
+   * The item changes that move a Stripe subscription to a plan: the licensed item takes the plan's
+   * flat price, metered items not in the plan are removed and the plan's usage prices added.
+   */
+  async #swapItems(object: Stripe.Subscription, planKey: string, options: { interval?: BillingInterval; quantity?: number }) {
+    const plan = this.#manager.catalog.plan(planKey)
     const flat = plan.prices.find((price) => price.interval === (options.interval ?? object.items.data[0]?.price.recurring?.interval)) ?? plan.prices[0]
     if (!flat) throw new InvalidSubscriptionStateException(`Plan "${planKey}" has no recurring price to swap to`)
     const [flatPrice, ...usagePrices] = await this.#manager.prices.resolve([flat.lookupKey, ...plan.usagePrices.map((price) => price.lookupKey)])
@@ -125,11 +138,7 @@ export class SubscriptionScope {
       ...metered.filter((item) => !usagePrices.some((price) => price.id === item.price.id)).map((item) => ({ id: item.id, deleted: true })),
       ...usagePrices.filter((price) => !metered.some((item) => item.price.id === price.id)).map((price) => ({ price: price.id })),
     ]
-    return this.#update('subscription.swapped', {
-      items,
-      proration_behavior: prorationBehavior(options),
-      metadata: { adonis_billing_plan: plan.key, [SUBSCRIPTION_NAME_KEY]: this.name },
-    })
+    return items
   }
 
   /**
@@ -216,17 +225,10 @@ export class SubscriptionScope {
     const params: Stripe.InvoiceCreatePreviewParams = { customer: customer.stripeCustomerId!, subscription: current.stripeSubscriptionId! }
     if (options.swapTo || options.quantity) {
       const object = await this.#manager.stripe.call((stripe) => stripe.subscriptions.retrieve(current.stripeSubscriptionId!))
-      const licensed = object.items.data.find((item) => item.price.recurring?.usage_type !== 'metered')
-      let price = licensed?.price.id
-      if (options.swapTo) {
-        const plan = this.#manager.catalog.plan(options.swapTo)
-        const flat = plan.prices.find((candidate) => candidate.interval === (options.interval ?? licensed?.price.recurring?.interval)) ?? plan.prices[0]
-        price = (await this.#manager.prices.resolve([flat.lookupKey]))[0].id
-      }
+      const items = await this.#swapItems(object, options.swapTo ?? current.plan, options)
       params.subscription_details = {
-        items: [{ ...(licensed ? { id: licensed.id } : {}), price, quantity: options.quantity ?? licensed?.quantity ?? 1 }],
+        items: items as Stripe.InvoiceCreatePreviewParams.SubscriptionDetails.Item[],
         proration_behavior: 'create_prorations',
-        proration_date: Math.floor(Date.now() / 1000),
       }
     }
     return this.#manager.stripe.call((stripe) => stripe.invoices.createPreview(params))
