@@ -15,6 +15,8 @@ import { Catalog } from './catalog/catalog.ts'
 import { CatalogSync } from './catalog/catalog_sync.ts'
 import { PriceResolver } from './catalog/price_resolver.ts'
 import { StripeGateway } from './stripe/stripe_gateway.ts'
+import { WebhookProcessor } from './webhooks/webhook_processor.ts'
+import { webhookStatus } from './webhooks/webhook_status.ts'
 import { CustomerScope } from './customers/customer_scope.ts'
 import { billingModels } from './models/main.ts'
 import type { BillableRow } from './mixins/billable.ts'
@@ -38,6 +40,10 @@ export class BillingManager {
    * Lookup key → Stripe price, cached briefly.
    */
   readonly prices: PriceResolver
+  /**
+   * Stripe webhooks: verification, exactly-once processing, host handlers (`billing.webhooks.on()`).
+   */
+  readonly webhooks: WebhookProcessor
   #database: Database
 
   constructor(app: ApplicationService, config: ResolvedBillingConfig, database: Database, emitter: EmitterService) {
@@ -48,6 +54,7 @@ export class BillingManager {
     this.catalog = new Catalog(config)
     this.stripe = new StripeGateway(config)
     this.prices = new PriceResolver(this.stripe)
+    this.webhooks = new WebhookProcessor(this)
     this.audit = new AuditTrail(app, () => this.db(), emitter)
 
     /**
@@ -70,6 +77,30 @@ export class BillingManager {
    */
   catalogSync(): CatalogSync {
     return new CatalogSync(this)
+  }
+
+  /**
+   * Health of the webhook store: backlog, failures by type, last event per type, lag.
+   */
+  webhookStatus() {
+    return webhookStatus(this.db())
+  }
+
+  /**
+   * Registers the package routes on the host router, named `billing.*`, under `routes.prefix`
+   * (default `/billing`): `POST /webhooks/stripe` and `GET /webhooks/health`. Pass a callback to add
+   * middleware to the admin-facing routes (the webhook route must stay public: Stripe signs it).
+   *
+   * @example
+   * billing.registerRoutes({ admin: (route) => route.use(middleware.auth()) })
+   */
+  async registerRoutes(options: { admin?: (route: any) => void } = {}) {
+    const router = await this.app.container.make('router')
+    const { handleStripeWebhook, webhookHealth } = await import('./webhooks/webhook_controller.ts')
+    const prefix = this.config.routes.prefix
+    router.post(`${prefix}/webhooks/stripe`, handleStripeWebhook).as('billing.webhooks.stripe')
+    const health = router.get(`${prefix}/webhooks/health`, webhookHealth).as('billing.webhooks.health')
+    options.admin?.(health)
   }
 
   /**

@@ -143,7 +143,10 @@ export interface BillingConfigInput {
   plans?: Record<string, PlanDefinition>
   policy?: StatusPolicy
   tax?: { automatic?: boolean; collectTaxIds?: boolean; collectAddress?: 'auto' | 'required' }
-  webhooks?: { tolerance?: number; maxBodyBytes?: number }
+  /**
+   * `refetch`: handlers fetch the current object from Stripe instead of trusting the event payload
+   */
+  webhooks?: { tolerance?: number; maxBodyBytes?: number; refetch?: boolean }
   routes?: { prefix?: string }
 }
 
@@ -187,7 +190,7 @@ export interface ResolvedBillingConfig {
   plans: Record<string, ResolvedPlan>
   policy: Required<StatusPolicy>
   tax: { automatic: boolean; collectTaxIds: boolean; collectAddress: 'auto' | 'required' }
-  webhooks: { tolerance: number; maxBodyBytes: number }
+  webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean }
   routes: { prefix: string }
 }
 

@@ -351,7 +351,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
   const tax = record(config.tax, 'tax')
   checkKeys(tax, 'tax', ['automatic', 'collectTaxIds', 'collectAddress'])
   const webhooks = record(config.webhooks, 'webhooks')
-  checkKeys(webhooks, 'webhooks', ['tolerance', 'maxBodyBytes'])
+  checkKeys(webhooks, 'webhooks', ['tolerance', 'maxBodyBytes', 'refetch'])
   const routes = record(config.routes, 'routes')
   checkKeys(routes, 'routes', ['prefix'])
   if (routes.prefix !== undefined && (typeof routes.prefix !== 'string' || !routes.prefix.startsWith('/'))) {
@@ -383,6 +383,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
     webhooks: {
       tolerance: webhooks.tolerance === undefined ? 300 : positiveInteger(webhooks.tolerance, 'webhooks.tolerance'),
       maxBodyBytes: webhooks.maxBodyBytes === undefined ? 1024 * 1024 : positiveInteger(webhooks.maxBodyBytes, 'webhooks.maxBodyBytes'),
+      refetch: webhooks.refetch === undefined ? false : webhooks.refetch === true ? true : webhooks.refetch === false ? false : fail('webhooks.refetch', 'must be a boolean'),
     },
     routes: { prefix: (routes.prefix ?? '/billing').replace(/\/+$/, '') || '/billing' },
   }

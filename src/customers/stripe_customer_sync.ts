@@ -95,8 +95,9 @@ export async function applyStripeCustomer(
   trx: import('@adonisjs/lucid/types/database').TransactionClientContract,
   customer: Customer,
   object: Stripe.Customer,
-  options: { action?: string; taxIds?: Stripe.TaxId[] } = {}
+  options: { action?: string; taxIds?: Stripe.TaxId[]; observedAt?: DateTime; actor?: import('../types.ts').AuditActor } = {}
 ) {
+  if (customer.stripeUpdatedAt && options.observedAt && customer.stripeUpdatedAt > options.observedAt) return customer
   const before = { email: customer.email, name: customer.name, tax_exempt: customer.taxExempt, balance: customer.balance, currency: customer.currency, default_payment_method: customer.defaultPaymentMethod, tax_ids: customer.taxIds }
   const defaultPaymentMethod = object.invoice_settings?.default_payment_method
   customer.useTransaction(trx)
@@ -108,12 +109,13 @@ export async function applyStripeCustomer(
     currency: object.currency ?? customer.currency,
     defaultPaymentMethod: typeof defaultPaymentMethod === 'string' ? defaultPaymentMethod : (defaultPaymentMethod?.id ?? null),
     ...(options.taxIds ? { taxIds: options.taxIds.map((taxId) => ({ id: taxId.id, type: taxId.type, value: taxId.value })) } : {}),
+    stripeUpdatedAt: options.observedAt ?? DateTime.utc(),
   })
   const after = { email: customer.email, name: customer.name, tax_exempt: customer.taxExempt, balance: customer.balance, currency: customer.currency, default_payment_method: customer.defaultPaymentMethod, tax_ids: customer.taxIds }
-  if (JSON.stringify(before) === JSON.stringify(after)) return customer
   await customer.save()
+  if (JSON.stringify(before) === JSON.stringify(after)) return customer
   await manager.audit.record(
-    { action: options.action ?? 'customer.updated', subject: { type: 'customer', id: customer.id }, customerId: customer.id, before, after },
+    { action: options.action ?? 'customer.updated', actor: options.actor, subject: { type: 'customer', id: customer.id }, customerId: customer.id, before, after },
     { client: trx }
   )
   return customer

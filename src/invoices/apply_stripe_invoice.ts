@@ -11,6 +11,7 @@ import type { Stripe } from 'stripe'
 import { DateTime } from 'luxon'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import Invoice from '../models/invoice.ts'
+import { lockOrCreate } from '../models/lock_or_create.ts'
 import Subscription from '../models/subscription.ts'
 import type Customer from '../models/customer.ts'
 
@@ -38,12 +39,25 @@ export function invoiceSubscriptionId(invoice: Stripe.Invoice): string | null {
  * Upserts the local copy of a Stripe invoice inside `trx` (amounts in minor units, lines with
  * their tax amounts). Returns the row.
  */
-export async function applyStripeInvoice(trx: TransactionClientContract, customer: Customer, object: Stripe.Invoice) {
+export async function applyStripeInvoice(
+  trx: TransactionClientContract,
+  customer: Customer,
+  object: Stripe.Invoice,
+  options: { observedAt?: DateTime } = {}
+): Promise<Invoice> {
   const subscriptionId = invoiceSubscriptionId(object)
   const subscription = subscriptionId
     ? await Subscription.query({ client: trx }).where('stripe_subscription_id', subscriptionId).first()
     : null
-  const row = (await Invoice.query({ client: trx }).where('stripe_invoice_id', object.id!).first()) ?? new Invoice()
+  const { row, created } = await lockOrCreate(trx, Invoice, 'stripe_invoice_id', object.id!, {
+    customer_id: customer.id,
+    status: object.status ?? 'draft',
+    currency: object.currency,
+  })
+  /**
+   * An older copy than the stored one (out-of-order webhook) changes nothing
+   */
+  if (!created && row.stripeUpdatedAt && options.observedAt && row.stripeUpdatedAt > options.observedAt) return row
   row.useTransaction(trx)
   row.merge({
     customerId: customer.id,
@@ -73,6 +87,7 @@ export async function applyStripeInvoice(trx: TransactionClientContract, custome
       proration: (line as any).parent?.subscription_item_details?.proration ?? (line as any).proration ?? false,
     })),
     stripeCreatedAt: fromUnix(object.created),
+    stripeUpdatedAt: options.observedAt ?? DateTime.utc(),
   })
   await row.save()
   return row

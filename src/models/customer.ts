@@ -63,6 +63,12 @@ export default class Customer extends BaseModel {
   @column()
   declare entitlementVersion: number
 
+  /**
+   * Lookup keys of the customer's active Stripe Entitlements (`entitlements.source: 'stripe'`).
+   */
+  @json()
+  declare stripeEntitlements: string[] | null
+
   @utcDateTime()
   declare stripeUpdatedAt: DateTime | null
 

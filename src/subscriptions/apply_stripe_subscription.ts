@@ -13,8 +13,11 @@ import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import Subscription, { type SubscriptionStatus } from '../models/subscription.ts'
 import SubscriptionItem from '../models/subscription_item.ts'
 import Customer from '../models/customer.ts'
+import { lockOrCreate } from '../models/lock_or_create.ts'
 import type { BillingManager } from '../billing_manager.ts'
 import type { AuditActor } from '../types.ts'
+
+const TERMINAL: SubscriptionStatus[] = ['canceled', 'incomplete_expired']
 
 const fromUnix = (value: number | null | undefined) => (value ? DateTime.fromSeconds(value, { zone: 'utc' }) : null)
 
@@ -50,29 +53,39 @@ export async function applyStripeSubscription(
   object: Stripe.Subscription,
   options: { observedAt: DateTime; actor?: AuditActor; action?: string; name?: string }
 ): Promise<{ subscription: Subscription; changed: boolean }> {
-  let subscription = await Subscription.query({ client: trx })
-    .where('stripe_subscription_id', object.id)
-    .if(trx.dialect.name === 'postgres', (query) => query.forUpdate())
-    .first()
-  if (subscription?.stripeUpdatedAt && subscription.stripeUpdatedAt > options.observedAt) {
+  const locked = await lockOrCreate(trx, Subscription, 'stripe_subscription_id', object.id, {
+    customer_id: customer.id,
+    name: options.name ?? object.metadata?.[SUBSCRIPTION_NAME_KEY] ?? 'default',
+    plan: 'unknown',
+    status: object.status,
+    cancel_at_period_end: false,
+  })
+  const subscription = locked.row
+  if (!locked.created && subscription.stripeUpdatedAt && subscription.stripeUpdatedAt > options.observedAt) {
     return { subscription, changed: false }
   }
-  const before = subscription ? snapshot(subscription) : null
+  /**
+   * Ended is final: an event from the same second (Stripe timestamps have one-second resolution)
+   * cannot bring a canceled subscription back.
+   */
+  if (!locked.created && TERMINAL.includes(subscription.status) && !TERMINAL.includes(object.status as SubscriptionStatus)) {
+    return { subscription, changed: false }
+  }
+  const before = locked.created ? null : snapshot(subscription)
 
   const items = object.items?.data ?? []
   const planFromItems = items
     .map((item) => (item.price.lookup_key ? manager.catalog.priceByLookupKey(item.price.lookup_key)?.plan.key : undefined))
     .find(Boolean)
-  const plan = object.metadata?.adonis_billing_plan ?? planFromItems ?? subscription?.plan ?? 'unknown'
+  const plan = object.metadata?.adonis_billing_plan ?? planFromItems ?? subscription.plan
   const licensed = items.find((item) => item.price.recurring?.usage_type !== 'metered')
   const periodItem = licensed ?? items[0]
   const status = object.status as SubscriptionStatus
 
-  subscription ??= new Subscription()
   subscription.useTransaction(trx)
   subscription.merge({
     customerId: customer.id,
-    name: subscription.name ?? options.name ?? object.metadata?.[SUBSCRIPTION_NAME_KEY] ?? 'default',
+    name: subscription.name,
     plan,
     status,
     quantity: licensed?.quantity ?? null,

@@ -1,0 +1,64 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import { BaseCommand, flags } from '@adonisjs/core/ace'
+import type { CommandOptions } from '@adonisjs/core/types/ace'
+
+/**
+ * Recovers events Stripe could not deliver: lists them from the Events API
+ * (`delivery_success=false`, at most 30 days back) and runs each through the same store and processor
+ * as the webhook route, so events that did arrive meanwhile are not processed twice.
+ */
+export default class BillingWebhooksSweep extends BaseCommand {
+  static commandName = 'billing:webhooks:sweep'
+  static description = 'Fetch and process Stripe events that were never delivered'
+  static options: CommandOptions = { startApp: true }
+
+  @flags.string({ description: 'Only events created since this ISO date (default and maximum: 30 days ago)' })
+  declare since?: string
+
+  async run() {
+    const { DateTime } = await import('luxon')
+    const oldest = DateTime.utc().minus({ days: 30 })
+    let since: import("luxon").DateTime = oldest
+    if (this.since) {
+      since = DateTime.fromISO(this.since, { zone: 'utc' })
+      if (!since.isValid) {
+        this.logger.error(`--since "${this.since}" is not an ISO date`)
+        this.exitCode = 1
+        return
+      }
+      if (since < oldest) since = oldest
+    }
+
+    const billing = await this.app.container.make('billing.manager')
+    const events = await billing.stripe.call(async (stripe) => {
+      const found = []
+      for await (const event of stripe.events.list({ delivery_success: false, created: { gte: Math.floor(since.toSeconds()) }, limit: 100 })) {
+        found.push(event)
+      }
+      return found.reverse()
+    })
+
+    let stored = 0
+    let failures = 0
+    for (const event of events) {
+      if (await billing.webhooks.store(event)) stored++
+      try {
+        const outcome = await billing.webhooks.process(event.id)
+        this.logger.log(`${event.id} ${event.type}: ${outcome}`)
+      } catch (error: any) {
+        failures++
+        this.logger.log(`${this.colors.red('✖')} ${event.id} ${event.type}: ${error.message}`)
+      }
+    }
+    this.logger.info(`${events.length} undelivered event(s) found, ${stored} new, ${failures} failed`)
+    if (failures) this.exitCode = 1
+  }
+}
