@@ -1,0 +1,234 @@
+import { test } from '@japa/runner'
+import Stripe from 'stripe'
+import { DIALECTS, setupStripeApp } from './helpers.ts'
+import { serve } from './http.ts'
+import { User } from './fixtures/user.ts'
+import WebhookEvent from '../src/models/webhook_event.ts'
+import AuditLog from '../src/models/audit_log.ts'
+import Subscription from '../src/models/subscription.ts'
+import Customer from '../src/models/customer.ts'
+import Invoice from '../src/models/invoice.ts'
+
+const SECRET = 'whsec_test_secret'
+
+async function world(dialect: 'sqlite' | 'pg') {
+  const base = await setupStripeApp(dialect)
+  const sync = base.billing.catalogSync()
+  await sync.apply(await sync.plan())
+  const { url } = await serve(base.app, () => base.billing.registerRoutes())
+  const endpoint = `${url}/billing/webhooks/stripe`
+  const stripe = new Stripe('sk_test_direct', { ...base.fake.clientOptions, maxNetworkRetries: 0 })
+  const deliver = (eventId: string) => base.fake.deliver(endpoint, eventId, { secret: SECRET })
+  const priceId = (lookupKey: string) => (base.fake.store.prices() as any[]).find((price) => price.lookup_key === lookupKey).id as string
+  return { ...base, url, endpoint, stripe, deliver, priceId }
+}
+
+for (const dialect of DIALECTS) {
+  test.group(`webhook processing [${dialect}]`, () => {
+    test('a subscription created elsewhere reaches the local customer through its events, exactly once', async ({ assert }) => {
+      const w = await world(dialect)
+      const user = await User.create({ email: 'a@example.com', name: 'A' })
+      const stripeCustomerId = await w.billing.for(user).stripeCustomerId()
+      await w.stripe.paymentMethods.attach('pm_card_visa', { customer: stripeCustomerId })
+      const created = await w.stripe.subscriptions.create({
+        customer: stripeCustomerId,
+        items: [{ price: w.priceId('pro_month'), quantity: 3 }],
+        default_payment_method: 'pm_card_visa',
+      })
+      const events = w.fake.store.events('customer.subscription.created', 'invoice.paid')
+      const emitted: string[] = []
+      w.app.container.make('emitter').then((emitter) => emitter.onAny((name) => emitted.push(String(name))))
+      for (const event of events) {
+        const answer = await w.deliver(event.id)
+        assert.equal(answer.status, 200, answer.body)
+      }
+      const subscription = await Subscription.findByOrFail('stripe_subscription_id', created.id)
+      const customer = await w.billing.for(user).customer()
+      assert.equal(subscription.customerId, customer.id)
+      assert.equal(subscription.plan, 'pro')
+      assert.equal(subscription.status, 'active')
+      assert.equal(subscription.quantity, 3)
+      const invoice = await Invoice.query().where('customer_id', customer.id).firstOrFail()
+      assert.equal(invoice.status, 'paid')
+      assert.strictEqual(invoice.amountPaid, 8700)
+
+      const auditBefore = (await AuditLog.all()).length
+      for (const event of events) assert.equal(JSON.parse((await w.deliver(event.id)).body).outcome, 'duplicate')
+      assert.equal((await AuditLog.all()).length, auditBefore)
+      const webhookAudit = await AuditLog.query().where('actor_type', 'webhook')
+      assert.sameMembers(webhookAudit.map((row) => row.action), ['subscription.created', 'invoice.paid'])
+      assert.sameMembers(webhookAudit.map((row) => row.eventId!), events.map((event) => event.id))
+      assert.includeMembers(emitted, ['billing:subscription.created', 'billing:invoice.paid'])
+    })
+
+    test('a handler that throws halfway leaves no partial rows, marks the event failed and answers 500; the retry succeeds', async ({ assert }) => {
+      const w = await world(dialect)
+      const user = await User.create({ email: 'b@example.com', name: 'B' })
+      const stripeCustomerId = await w.billing.for(user).stripeCustomerId()
+      await w.stripe.subscriptions.create({ customer: stripeCustomerId, items: [{ price: w.priceId('pro_month') }], trial_period_days: 14 })
+      const [event] = w.fake.store.events('customer.subscription.created')
+      let failing = true
+      w.billing.webhooks.on('customer.subscription.created', async () => {
+        if (failing) throw new Error('host handler exploded')
+      })
+      const auditBefore = (await AuditLog.all()).length
+
+      const failed = await w.deliver(event.id)
+      assert.equal(failed.status, 500)
+      assert.equal(JSON.parse(failed.body).code, 'E_BILLING_WEBHOOK_PROCESSING_FAILED')
+      assert.lengthOf(await Subscription.all(), 0)
+      assert.equal((await AuditLog.all()).length, auditBefore)
+      const stored = await WebhookEvent.findByOrFail('event_id', event.id)
+      assert.equal(stored.status, 'failed')
+      assert.equal(stored.attempts, 1)
+      assert.include(stored.error!, 'host handler exploded')
+      assert.equal((await w.billing.webhookStatus()).failuresByType[0].type, 'customer.subscription.created')
+
+      failing = false
+      const retried = await w.deliver(event.id)
+      assert.equal(retried.status, 200)
+      assert.equal(JSON.parse(retried.body).outcome, 'processed')
+      assert.lengthOf(await Subscription.all(), 1)
+      const after = await WebhookEvent.findByOrFail('event_id', event.id)
+      assert.equal(after.status, 'processed')
+      assert.equal(after.attempts, 2)
+      assert.isNull(after.error)
+    })
+
+    test('unknown event types are stored and ignored; host handlers can take any type', async ({ assert }) => {
+      const w = await world(dialect)
+      const user = await User.create({ email: 'c@example.com', name: 'C' })
+      await w.billing.for(user).stripeCustomerId()
+      const productEvent = w.fake.store.events('product.created')[0]
+      assert.equal(JSON.parse((await w.deliver(productEvent.id)).body).outcome, 'ignored')
+      assert.equal((await WebhookEvent.findByOrFail('event_id', productEvent.id)).status, 'ignored')
+
+      const seen: string[] = []
+      w.billing.webhooks.on('price.created', async ({ event }) => {
+        seen.push(event.id)
+      })
+      const priceEvent = w.fake.store.events('price.created')[0]
+      assert.equal(JSON.parse((await w.deliver(priceEvent.id)).body).outcome, 'processed')
+      assert.deepEqual(seen, [priceEvent.id])
+    })
+
+    test('events about an unknown Stripe customer attach to an unlinked customer until checkout links it', async ({ assert }) => {
+      const w = await world(dialect)
+      const user = await User.create({ email: 'd@example.com', name: 'D' })
+      const local = await w.billing.for(user).customer()
+      /**
+       * A Stripe customer and subscription made outside the package (no metadata), then a checkout
+       * session naming our customer in client_reference_id.
+       */
+      const stripeCustomer = await w.stripe.customers.create({ email: 'd@example.com' })
+      const session = await w.stripe.checkout.sessions.create({
+        mode: 'subscription',
+        customer: stripeCustomer.id,
+        client_reference_id: String(local.id),
+        line_items: [{ price: w.priceId('pro_month'), quantity: 1 }],
+        success_url: 'https://a.test/ok',
+      })
+      w.fake.completeCheckout(session.id)
+      const created = w.fake.store.events('customer.subscription.created')[0]
+      const completed = w.fake.store.events('checkout.session.completed')[0]
+
+      assert.equal((await w.deliver(created.id)).status, 200)
+      const unlinked = await Customer.findByOrFail('stripe_customer_id', stripeCustomer.id)
+      assert.isNull(unlinked.billableId)
+      const subscription = await Subscription.findByOrFail('stripe_subscription_id', (created.data.object as any).id)
+      assert.equal(subscription.customerId, unlinked.id)
+      assert.equal(await w.billing.for(user).check('sso'), 'no_plan')
+
+      assert.equal((await w.deliver(completed.id)).status, 200)
+      await local.refresh()
+      assert.equal(local.stripeCustomerId, stripeCustomer.id)
+      await subscription.refresh()
+      assert.equal(subscription.customerId, local.id)
+      assert.isNull(await Customer.find(unlinked.id))
+      assert.equal(await w.billing.for(user).check('sso'), 'granted')
+      const link = await AuditLog.query().where('action', 'customer.linked').firstOrFail()
+      assert.equal(link.customerId, local.id)
+      assert.equal(link.after!.merged_unlinked_customer, unlinked.id)
+    })
+
+    test('billing:webhooks:replay, status and sweep', async ({ assert }) => {
+      const w = await world(dialect)
+      const ace = await w.app.container.make('ace')
+      ace.ui.switchMode('raw')
+      const { default: Replay } = await import('../commands/billing_webhooks_replay.ts')
+      const { default: Status } = await import('../commands/billing_webhooks_status.ts')
+      const { default: Sweep } = await import('../commands/billing_webhooks_sweep.ts')
+
+      /**
+       * Deliveries to an endpoint that is down: Stripe marks them undelivered.
+       */
+      w.fake.addWebhookEndpoint('http://127.0.0.1:9/down', SECRET)
+      const user = await User.create({ email: 'e@example.com', name: 'E' })
+      const stripeCustomerId = await w.billing.for(user).stripeCustomerId()
+      await w.stripe.subscriptions.create({ customer: stripeCustomerId, items: [{ price: w.priceId('pro_month') }], trial_period_days: 7 })
+      await w.fake.flushWebhooks()
+      assert.lengthOf(await Subscription.all(), 0)
+
+      const sweep = await ace.create(Sweep, [])
+      await sweep.exec()
+      assert.equal(sweep.exitCode, 0)
+      const subscription = await Subscription.query().firstOrFail()
+      assert.equal(subscription.status, 'trialing')
+      const swept = await WebhookEvent.all()
+      assert.isAbove(swept.length, 1)
+      assert.isTrue(swept.every((row) => row.status === 'processed' || row.status === 'ignored'))
+
+      const again = await ace.create(Sweep, [])
+      await again.exec()
+      assert.lengthOf(await WebhookEvent.all(), swept.length)
+
+      /**
+       * A failing event, then replayed once the cause is gone
+       */
+      let failing = true
+      w.billing.webhooks.on('customer.subscription.updated', async () => {
+        if (failing) throw new Error('temporarily broken')
+      })
+      await w.stripe.subscriptions.update(subscription.stripeSubscriptionId!, { cancel_at_period_end: true })
+      const updated = w.fake.store.events('customer.subscription.updated').at(-1)!
+      assert.equal((await w.deliver(updated.id)).status, 500)
+
+      const unhealthy = await ace.create(Status, ['--json'])
+      await unhealthy.exec()
+      assert.equal(unhealthy.exitCode, 1)
+      const report = JSON.parse(unhealthy.ui.logger.getLogs().at(-1)!.message)
+      assert.isFalse(report.healthy)
+      assert.equal(report.counts.failed, 1)
+      assert.equal(report.failuresByType[0].type, 'customer.subscription.updated')
+      assert.include(report.failuresByType[0].lastError, 'temporarily broken')
+
+      const health = await fetch(`${w.url}/billing/webhooks/health`)
+      assert.equal(health.status, 503)
+      assert.equal((await health.json()).counts.failed, 1)
+
+      failing = false
+      const replay = await ace.create(Replay, ['--failed'])
+      await replay.exec()
+      assert.equal(replay.exitCode, 0)
+      await subscription.refresh()
+      assert.isTrue(subscription.cancelAtPeriodEnd)
+      const healthy = await ace.create(Status, [])
+      await healthy.exec()
+      assert.equal(healthy.exitCode, 0)
+      assert.equal((await fetch(`${w.url}/billing/webhooks/health`)).status, 200)
+
+      const one = await ace.create(Replay, ['--id', updated.id])
+      await one.exec()
+      assert.equal(one.exitCode, 0)
+      const missing = await ace.create(Replay, ['--id', 'evt_missing'])
+      await missing.exec()
+      assert.equal(missing.exitCode, 1)
+      const nothing = await ace.create(Replay, [])
+      await nothing.exec()
+      assert.equal(nothing.exitCode, 1)
+      const badDate = await ace.create(Replay, ['--since', 'yesterday'])
+      await badDate.exec()
+      assert.equal(badDate.exitCode, 1)
+    })
+  })
+}
