@@ -461,6 +461,49 @@ const STEPS: Step[] = [
   },
 
   {
+    title: 'Webhooks: a checkout paid on Stripe reaches the app, exactly once',
+    async run(demo) {
+      const fake = demo.stripe.fake
+      if (!fake) {
+        say(dim('Skipped: needs the loopback Stripe fake (STRIPE_SECRET_KEY is set).'))
+        return
+      }
+      const server = demo.server!
+      const grace = demo.users[1]
+      fake.addWebhookEndpoint(`${server.url}/billing/webhooks/stripe`, demo.stripe.env.STRIPE_WEBHOOK_SECRET)
+      const checkout = await server.request('POST', '/billing/checkout', { token: grace.token, body: { plan: 'pro', interval: 'month' } })
+      expectStatus(checkout, 200, 'POST /billing/checkout as grace')
+      say(`Grace opens Checkout (${dim(checkout.json.id)}) and pays; Stripe sends signed webhooks to POST /billing/webhooks/stripe.`)
+      fake.completeCheckout(checkout.json.id)
+      await fake.flushWebhooks()
+
+      const deliveries = fake.webhookDeliveries as Array<{ eventId: string; eventType: string; status: number | null }>
+      table(
+        ['Event', 'Type', '>HTTP'],
+        deliveries.slice(-12).map((delivery) => [delivery.eventId, delivery.eventType, String(delivery.status)])
+      )
+      const billingState = await server.request('GET', '/me/billing', { token: grace.token })
+      expectStatus(billingState, 200, 'GET /me/billing as grace')
+      if (!billingState.json.entitlements.live) throw new DemoError('the checkout webhook did not give Grace a live subscription', billingState.text)
+      const reports = await server.request('GET', '/reports', { token: grace.token })
+      expectStatus(reports, 200, 'GET /reports as grace after checkout')
+      say('')
+      say(`Grace's subscription arrived by webhook only: GET /reports answers ${green(String(reports.status))}.`)
+
+      const first = deliveries.find((delivery) => delivery.eventType === 'checkout.session.completed')!
+      const again = await fake.deliver(`${server.url}/billing/webhooks/stripe`, first.eventId, { secret: demo.stripe.env.STRIPE_WEBHOOK_SECRET })
+      say(`Redelivering ${first.eventId}: HTTP ${again.status} ${dim(again.body)}`)
+      const forged = await fake.deliver(`${server.url}/billing/webhooks/stripe`, first.eventId, { secret: 'whsec_not_ours' })
+      say(`The same event signed with another secret: HTTP ${forged.status} ${dim(JSON.parse(forged.body).code)}`)
+      say('')
+      say(dim('… node ace billing:webhooks:status'))
+      const status = await ace(demo, ['billing:webhooks:status'])
+      expectCommand(status, 0)
+      echo(status)
+    },
+  },
+
+  {
     title: 'The audit trail (GET /admin/audit) and its hash chain',
     async run(demo) {
       const server = demo.server!

@@ -20,7 +20,7 @@ for (const dialect of DIALECTS) {
       const { command, logs } = await runSync(app, ['--dry-run'])
       assert.equal(command.exitCode, 0)
       const output = logs.join('\n')
-      assert.include(output, '14 change(s) to make')
+      assert.include(output, '15 change(s) to make')
       assert.include(output, 'create meter "api_calls" (event api_calls, sum)')
       assert.include(output, 'create price "pro_month" (2900 usd/month)')
       assert.include(output, 'create price "pro_api_calls" (graduated tiers usd/month)')
@@ -34,7 +34,7 @@ for (const dialect of DIALECTS) {
       const { app, fake } = await setupStripeApp(dialect, { environment: 'console' })
       const first = await runSync(app)
       assert.equal(first.command.exitCode, 0, first.logs.join('\n'))
-      assert.include(first.logs.at(-1)!, 'Stripe now matches the catalog (14 change(s) applied)')
+      assert.include(first.logs.at(-1)!, 'Stripe now matches the catalog (15 change(s) applied)')
 
       const meter = fake.lastRequest('POST', '/v1/billing/meters')!
       assert.deepEqual(meter.body, {
@@ -47,7 +47,9 @@ for (const dialect of DIALECTS) {
       assert.isString(meter.idempotencyKey)
 
       const prices = fake.requestsTo('POST', '/v1/prices')
-      assert.lengthOf(prices, 4)
+      assert.lengthOf(prices, 5)
+      assert.deepEqual(prices.map((request) => request.body.lookup_key).sort(), ['extra_seats_month', 'pro_api_calls', 'pro_api_calls_year', 'pro_month', 'pro_year'])
+      assert.deepEqual(prices.find((request) => request.body.lookup_key === 'pro_api_calls_year')!.body.recurring.interval, 'year')
       const proMonth = prices.find((request) => request.body.lookup_key === 'pro_month')!
       const proProduct = fake.requestsTo('POST', '/v1/products').find((request) => request.body.name === 'Pro')!
       assert.deepEqual(proProduct.body, { name: 'Pro', metadata: { adonis_billing_plan: 'pro' } })
@@ -70,16 +72,16 @@ for (const dialect of DIALECTS) {
       assert.lengthOf(fake.requestsTo('POST', /^\/v1\/products\/prod_[^/]+\/features$/), 4)
 
       const audit = await AuditLog.query().orderBy('id')
-      assert.lengthOf(audit, 14)
+      assert.lengthOf(audit, 15)
       assert.equal(audit[0].actorType, 'cli')
       assert.includeMembers(audit.map((row) => row.action), ['catalog.meter.create', 'catalog.price.create', 'catalog.product_feature.attach'])
 
       const before = fake.requests.length
       const second = await runSync(app)
       assert.equal(second.command.exitCode, 0)
-      assert.include(second.logs.at(-1)!, 'Stripe already matches the catalog: nothing to do (1 meters, 3 features, 2 products, 4 prices already in sync)')
+      assert.include(second.logs.at(-1)!, 'Stripe already matches the catalog: nothing to do (1 meters, 3 features, 2 products, 5 prices already in sync)')
       assert.lengthOf(fake.requests.slice(before).filter((request) => request.method !== 'GET'), 0)
-      assert.lengthOf(await AuditLog.all(), 14)
+      assert.lengthOf(await AuditLog.all(), 15)
     })
 
     test('a changed amount creates a new price, moves the lookup key and archives the old one', async ({ assert }) => {

@@ -11,7 +11,8 @@ import type { Stripe } from 'stripe'
 import type { BillingManager } from '../billing_manager.ts'
 import { actors } from '../audit/actor.ts'
 import { StripeGateway } from '../stripe/stripe_gateway.ts'
-import type { AuditActor, MeterDefinition, ResolvedPlan, ResolvedRecurringPrice, ResolvedUsagePrice } from '../types.ts'
+import type { AuditActor, BillingInterval, MeterDefinition, ResolvedPlan, ResolvedRecurringPrice, ResolvedUsagePrice } from '../types.ts'
+import { baseUsageInterval, usageIntervals, usageLookupKey } from './catalog.ts'
 import debug from '../debug.ts'
 
 /**
@@ -89,15 +90,6 @@ function meterFormula(meter: MeterDefinition): 'sum' | 'count' | 'last' {
   return 'last'
 }
 
-/**
- * The interval of a plan's usage prices: all items of a subscription share one interval, so usage is
- * billed monthly unless the plan only has another interval.
- */
-function usageInterval(plan: ResolvedPlan): ResolvedRecurringPrice['interval'] {
-  if (plan.prices.length === 0 || plan.prices.some((price) => price.interval === 'month')) return 'month'
-  return plan.prices[0].interval
-}
-
 function flatPriceParams(plan: ResolvedPlan, price: ResolvedRecurringPrice): PriceParams {
   return {
     currency: price.currency,
@@ -110,13 +102,14 @@ function flatPriceParams(plan: ResolvedPlan, price: ResolvedRecurringPrice): Pri
   }
 }
 
-function usagePriceParams(plan: ResolvedPlan, price: ResolvedUsagePrice, decimal: (value: string) => any): PriceParams {
+function usagePriceParams(plan: ResolvedPlan, price: ResolvedUsagePrice, interval: BillingInterval, decimal: (value: string) => any): PriceParams {
+  const intervalCount = plan.prices.find((candidate) => candidate.interval === interval)?.intervalCount ?? 1
   const base: PriceParams = {
     currency: price.currency,
-    recurring: { interval: usageInterval(plan), usage_type: 'metered' },
+    recurring: { interval, interval_count: intervalCount, usage_type: 'metered' },
     tax_behavior: price.taxBehavior,
-    lookup_key: price.lookupKey,
-    nickname: `${plan.name} (${price.meter})`,
+    lookup_key: usageLookupKey(plan, price, interval),
+    nickname: interval === baseUsageInterval(plan) ? `${plan.name} (${price.meter})` : `${plan.name} (${price.meter}, ${interval})`,
     metadata: { [PLAN_METADATA_KEY]: plan.key, adonis_billing_meter: price.meter },
     meterKey: price.meter,
   }
@@ -251,7 +244,10 @@ export class CatalogSync {
        * Products, matched by plan metadata
        */
       const products = await listAll(stripe.products.list({ limit: 100 }))
-      const lookupKeys = config.plans && Object.values(config.plans).flatMap((plan) => [...plan.prices, ...plan.usagePrices].map((price) => price.lookupKey))
+      const lookupKeys = Object.values(config.plans).flatMap((plan) => [
+        ...plan.prices.map((price) => price.lookupKey),
+        ...plan.usagePrices.flatMap((price) => usageIntervals(plan).map((interval) => usageLookupKey(plan, price, interval))),
+      ])
       const livePrices: Stripe.Price[] = []
       for (let index = 0; index < lookupKeys.length; index += 10) {
         const page = await stripe.prices.list({ lookup_keys: lookupKeys.slice(index, index + 10), limit: 100, expand: ['data.tiers'] })
@@ -279,7 +275,7 @@ export class CatalogSync {
 
         const wanted = [
           ...plan.prices.map((price) => flatPriceParams(plan, price)),
-          ...plan.usagePrices.map((price) => usagePriceParams(plan, price, decimal)),
+          ...plan.usagePrices.flatMap((price) => usageIntervals(plan).map((interval) => usagePriceParams(plan, price, interval, decimal))),
         ]
         for (const params of wanted) {
           const live = livePrices.find((candidate) => candidate.lookup_key === params.lookup_key)

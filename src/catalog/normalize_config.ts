@@ -8,6 +8,7 @@
  */
 
 import { InvalidConfigException } from '../errors.ts'
+import { usageIntervals, usageLookupKey } from './catalog.ts'
 import type {
   BillingConfigInput,
   BillingInterval,
@@ -283,6 +284,14 @@ function normalizePlans(
     const planFeatures: ResolvedPlan['features'] = {}
     for (const [featureName, value] of Object.entries(record(plan.features, `${key}.features`))) {
       planFeatures[featureName] = normalizeFeatureValue(value, `${key}.features.${featureName}`, features[featureName], featureName)
+    }
+
+    const resolvedPrices = { prices, usagePrices }
+    for (const price of usagePrices) {
+      for (const interval of usageIntervals(resolvedPrices as ResolvedPlan)) {
+        const derived = usageLookupKey(resolvedPrices as ResolvedPlan, price, interval)
+        if (derived !== price.lookupKey) claimLookupKey(derived, `${key}.usagePrices.${price.meter} (${interval} price)`)
+      }
     }
 
     plans[planKey] = {

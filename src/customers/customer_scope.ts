@@ -13,7 +13,7 @@ import Customer from '../models/customer.ts'
 import Subscription from '../models/subscription.ts'
 import { combinePlanFeatures, isGranted, subscriptionGrants } from '../entitlements/plan_entitlements.ts'
 import type { FeatureValue } from '../types.ts'
-import { detailParams, ensureStripeCustomer, updateStripeCustomer, type StripeCustomerDetails } from './stripe_customer_sync.ts'
+import { detailParams, ensureStripeCustomer, setDefaultPaymentMethod, updateStripeCustomer, type StripeCustomerDetails } from './stripe_customer_sync.ts'
 import { applyStripeInvoice } from '../invoices/apply_stripe_invoice.ts'
 import Invoice from '../models/invoice.ts'
 import { SubscriptionScope } from '../subscriptions/subscription_scope.ts'
@@ -251,8 +251,9 @@ export class CustomerScope {
    * local row.
    */
   async updateStripeCustomer(details: StripeCustomerDetails) {
-    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.updated', (stripe, id) =>
-      stripe.customers.update(id, detailParams(details))
+    const params = detailParams(details)
+    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.updated', (stripe, id, key) =>
+      stripe.customers.update(id, params, key('customer.update', params))
     )
   }
 
@@ -260,8 +261,8 @@ export class CustomerScope {
    * Sets the tax exemption (`none`, `exempt`, `reverse`).
    */
   async setTaxExempt(status: 'none' | 'exempt' | 'reverse') {
-    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.tax_exempt_changed', (stripe, id) =>
-      stripe.customers.update(id, { tax_exempt: status })
+    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.tax_exempt_changed', (stripe, id, key) =>
+      stripe.customers.update(id, { tax_exempt: status }, key('customer.tax_exempt', status))
     )
   }
 
@@ -271,8 +272,8 @@ export class CustomerScope {
   get taxIds() {
     return {
       add: async (type: string, value: string): Promise<Customer> =>
-        updateStripeCustomer(this.#manager, await this.customer(), 'customer.tax_id_added', (stripe, id) =>
-          stripe.customers.createTaxId(id, { type: type as any, value })
+        updateStripeCustomer(this.#manager, await this.customer(), 'customer.tax_id_added', (stripe, id, key) =>
+          stripe.customers.createTaxId(id, { type: type as any, value }, key('customer.tax_id_added', { type, value }))
         ),
       remove: async (taxId: string): Promise<Customer> =>
         updateStripeCustomer(this.#manager, await this.customer(), 'customer.tax_id_removed', (stripe, id) =>
@@ -290,10 +291,7 @@ export class CustomerScope {
    * Attaches a payment method and makes it the default for invoices.
    */
   async setDefaultPaymentMethod(paymentMethod: string) {
-    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.default_payment_method_changed', async (stripe, id) => {
-      const attached = await stripe.paymentMethods.attach(paymentMethod, { customer: id })
-      return stripe.customers.update(id, { invoice_settings: { default_payment_method: attached.id } })
-    })
+    return setDefaultPaymentMethod(this.#manager, await this.customer(), paymentMethod)
   }
 
   /**
@@ -301,8 +299,9 @@ export class CustomerScope {
    */
   async adjustBalance(amount: number, description: string) {
     if (!Number.isSafeInteger(amount) || amount === 0) throw new InvalidArgumentException('Balance adjustments are non-zero integers in minor units')
-    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.balance_adjusted', (stripe, id) =>
-      stripe.customers.createBalanceTransaction(id, { amount, currency: this.#manager.config.currency, description })
+    const params = { amount, currency: this.#manager.config.currency, description }
+    return updateStripeCustomer(this.#manager, await this.customer(), 'customer.balance_adjusted', (stripe, id, key) =>
+      stripe.customers.createBalanceTransaction(id, params, key('customer.balance_adjusted', params))
     )
   }
 }

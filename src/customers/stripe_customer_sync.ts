@@ -128,11 +128,17 @@ export async function updateStripeCustomer(
   manager: BillingManager,
   customer: Customer,
   action: string,
-  mutate: (stripe: Stripe, stripeCustomerId: string) => Promise<unknown>
+  mutate: (stripe: Stripe, stripeCustomerId: string, key: (operation: string, params: unknown) => { idempotencyKey: string }) => Promise<unknown>
 ) {
   const stripeCustomerId = await ensureStripeCustomer(manager, customer)
+  /**
+   * Keys are scoped to the local row's version: a retry of the same call replays, while the same
+   * change made again later (after the row moved on) is a new request.
+   */
+  const version = `${customer.id}:${customer.updatedAt.toMillis()}:${customer.balance}`
+  const key = (operation: string, params: unknown) => ({ idempotencyKey: StripeGateway.idempotencyKey(operation, version, params) })
   const { object, taxIds } = await manager.stripe.call(async (stripe) => {
-    await mutate(stripe, stripeCustomerId)
+    await mutate(stripe, stripeCustomerId, key)
     const [fresh, ids] = await Promise.all([
       stripe.customers.retrieve(stripeCustomerId),
       stripe.customers.listTaxIds(stripeCustomerId, { limit: 100 }),
@@ -154,4 +160,16 @@ export function detailParams(details: StripeCustomerDetails): Stripe.CustomerUpd
     ...(details.preferredLocales ? { preferred_locales: details.preferredLocales } : {}),
     ...(details.metadata ? { metadata: details.metadata } : {}),
   }
+}
+
+/**
+ * Attaches a payment method (test tokens such as `pm_card_visa` become a new id) and makes it the
+ * customer's default for invoices, mirrored on the local row with its audit row.
+ */
+export async function setDefaultPaymentMethod(manager: BillingManager, customer: Customer, paymentMethod: string) {
+  return updateStripeCustomer(manager, customer, 'customer.default_payment_method_changed', async (stripe, id, key) => {
+    const attached = await stripe.paymentMethods.attach(paymentMethod, { customer: id }, key('payment_method.attach', paymentMethod))
+    const params = { invoice_settings: { default_payment_method: attached.id } }
+    return stripe.customers.update(id, params, key('customer.default_payment_method', params))
+  })
 }

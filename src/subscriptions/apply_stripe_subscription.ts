@@ -51,7 +51,15 @@ export async function applyStripeSubscription(
   trx: TransactionClientContract,
   customer: Customer,
   object: Stripe.Subscription,
-  options: { observedAt: DateTime; actor?: AuditActor; action?: string; name?: string }
+  options: {
+    observedAt: DateTime
+    actor?: AuditActor
+    action?: string
+    name?: string
+    /** Audit even when the mirrored fields did not change (an explicit API action, e.g. a discount) */
+    alwaysAudit?: boolean
+    metadata?: Record<string, unknown>
+  }
 ): Promise<{ subscription: Subscription; changed: boolean }> {
   const locked = await lockOrCreate(trx, Subscription, 'stripe_subscription_id', object.id, {
     customer_id: customer.id,
@@ -61,17 +69,37 @@ export async function applyStripeSubscription(
     cancel_at_period_end: false,
   })
   const subscription = locked.row
-  if (!locked.created && subscription.stripeUpdatedAt && subscription.stripeUpdatedAt > options.observedAt) {
-    return { subscription, changed: false }
-  }
+  const stale = !locked.created && !!subscription.stripeUpdatedAt && subscription.stripeUpdatedAt > options.observedAt
   /**
    * Ended is final: an event from the same second (Stripe timestamps have one-second resolution)
    * cannot bring a canceled subscription back.
    */
-  if (!locked.created && TERMINAL.includes(subscription.status) && !TERMINAL.includes(object.status as SubscriptionStatus)) {
+  const revival = !locked.created && TERMINAL.includes(subscription.status) && !TERMINAL.includes(object.status as SubscriptionStatus)
+  if (stale || revival) {
+    /**
+     * An explicit API action still gets its audit row when a newer state (a webhook that took the
+     * row lock first) superseded its answer: the action did happen at Stripe.
+     */
+    if (options.alwaysAudit) {
+      const current = snapshot(subscription)
+      await manager.audit.record(
+        {
+          action: options.action ?? 'subscription.updated',
+          actor: options.actor,
+          subject: { type: 'subscription', id: subscription.id },
+          customerId: customer.id,
+          before: current,
+          after: current,
+          metadata: { stripe_subscription_id: object.id, superseded_by_newer_state: true, ...options.metadata },
+        },
+        { client: trx }
+      )
+    }
     return { subscription, changed: false }
   }
+  const existing = await SubscriptionItem.query({ client: trx }).where('subscription_id', subscription.id)
   const before = locked.created ? null : snapshot(subscription)
+  const pricesBefore = existing.map((item) => item.stripePriceId ?? '').sort()
 
   const items = object.items?.data ?? []
   const planFromItems = items
@@ -108,7 +136,6 @@ export async function applyStripeSubscription(
   /**
    * Items: upsert those Stripe lists, drop those it no longer does
    */
-  const existing = await SubscriptionItem.query({ client: trx }).where('subscription_id', subscription.id)
   for (const item of items) {
     const row = existing.find((candidate) => candidate.stripeItemId === item.id) ?? new SubscriptionItem()
     row.useTransaction(trx)
@@ -129,9 +156,11 @@ export async function applyStripeSubscription(
   if (gone.length) await SubscriptionItem.query({ client: trx }).whereIn('id', gone).delete()
 
   const after = snapshot(subscription)
-  const changed = JSON.stringify(before) !== JSON.stringify(after)
-  if (changed) {
-    await trx.from(Customer.table).where('id', customer.id).increment('entitlement_version', 1)
+  const pricesAfter = items.map((item) => item.price.id).sort()
+  const pricesChanged = !locked.created && JSON.stringify(pricesBefore) !== JSON.stringify(pricesAfter)
+  const changed = JSON.stringify(before) !== JSON.stringify(after) || pricesChanged
+  if (changed) await trx.from(Customer.table).where('id', customer.id).increment('entitlement_version', 1)
+  if (changed || options.alwaysAudit) {
     await manager.audit.record(
       {
         action: options.action ?? (before ? 'subscription.updated' : 'subscription.created'),
@@ -140,7 +169,11 @@ export async function applyStripeSubscription(
         customerId: customer.id,
         before,
         after,
-        metadata: { stripe_subscription_id: object.id },
+        metadata: {
+          stripe_subscription_id: object.id,
+          ...(pricesChanged ? { prices: { before: pricesBefore, after: pricesAfter } } : {}),
+          ...options.metadata,
+        },
       },
       { client: trx }
     )

@@ -14,7 +14,8 @@ import Subscription from '../models/subscription.ts'
 import CustomerModel from '../models/customer.ts'
 import type { BillingManager } from '../billing_manager.ts'
 import { StripeGateway } from '../stripe/stripe_gateway.ts'
-import { ensureStripeCustomer } from '../customers/stripe_customer_sync.ts'
+import { usageLookupKey } from '../catalog/catalog.ts'
+import { ensureStripeCustomer, setDefaultPaymentMethod } from '../customers/stripe_customer_sync.ts'
 import { applyStripeSubscription, SUBSCRIPTION_NAME_KEY } from './apply_stripe_subscription.ts'
 import { applyStripeInvoice } from '../invoices/apply_stripe_invoice.ts'
 import { InvalidSubscriptionStateException } from './subscription_scope.ts'
@@ -66,14 +67,16 @@ export function flatPriceFor(plan: ResolvedPlan, interval?: BillingInterval) {
  */
 export async function planItems(manager: BillingManager, plan: ResolvedPlan, interval?: BillingInterval, quantity = 1) {
   const flat = flatPriceFor(plan, interval)
-  const prices = await manager.prices.resolve([flat.lookupKey, ...plan.usagePrices.map((price) => price.lookupKey)])
+  const prices = await manager.prices.resolve([flat.lookupKey, ...plan.usagePrices.map((price) => usageLookupKey(plan, price, flat.interval))])
   return prices.map((price, index) => (index === 0 ? { price: price.id, quantity } : { price: price.id }))
 }
 
 /**
  * Subscribes the customer to a plan directly (with a payment method, or on a trial without one).
  * Declined cards and 3-D Secure leave an `incomplete` subscription, stored locally, and say so in
- * `outcome`; Stripe errors (429, 5xx, timeouts) surface as typed exceptions with nothing stored.
+ * `outcome`; Stripe errors (429, 5xx, timeouts) surface as typed exceptions. A payment method is
+ * attached and made the default first (mirrored locally, as in Stripe), so it stays when the
+ * subscription create then fails; no subscription is stored then.
  */
 export async function subscribe(manager: BillingManager, customer: Customer, planKey: string, options: SubscribeOptions = {}): Promise<SubscribeResult> {
   const plan = manager.catalog.plan(planKey)
@@ -89,11 +92,7 @@ export async function subscribe(manager: BillingManager, customer: Customer, pla
    */
   let paymentMethod: string | undefined
   if (options.paymentMethod) {
-    paymentMethod = await manager.stripe.call(async (stripe) => {
-      const attached = await stripe.paymentMethods.attach(options.paymentMethod!, { customer: stripeCustomerId })
-      await stripe.customers.update(stripeCustomerId, { invoice_settings: { default_payment_method: attached.id } })
-      return attached.id
-    })
+    paymentMethod = (await setDefaultPaymentMethod(manager, customer, options.paymentMethod)).defaultPaymentMethod ?? undefined
   }
 
   const params: Stripe.SubscriptionCreateParams = {

@@ -15,6 +15,7 @@ import type { BillingManager } from '../billing_manager.ts'
 import { StripeGateway } from '../stripe/stripe_gateway.ts'
 import { BillingException, InvalidArgumentException } from '../errors.ts'
 import { applyStripeSubscription, SUBSCRIPTION_NAME_KEY } from './apply_stripe_subscription.ts'
+import { usageLookupKey } from '../catalog/catalog.ts'
 import type { BillingInterval } from '../types.ts'
 
 /**
@@ -82,7 +83,7 @@ export class SubscriptionScope {
   /**
    * Runs a Stripe update and writes its response locally.
    */
-  async #update(action: string, params: Stripe.SubscriptionUpdateParams, check?: (subscription: Subscription) => void) {
+  async #update(action: string, params: Stripe.SubscriptionUpdateParams, check?: (subscription: Subscription) => void, metadata?: Record<string, unknown>) {
     const subscription = await this.#current()
     check?.(subscription)
     const object = await this.#manager.stripe.call((stripe) =>
@@ -90,16 +91,18 @@ export class SubscriptionScope {
         idempotencyKey: StripeGateway.idempotencyKey(action, `${subscription.id}:${subscription.stripeUpdatedAt?.toMillis() ?? 0}`, params),
       })
     )
-    return this.#store(action, object)
+    return this.#store(action, object, metadata)
   }
 
-  async #store(action: string, object: Stripe.Subscription) {
+  async #store(action: string, object: Stripe.Subscription, metadata?: Record<string, unknown>) {
     const customer = await this.#customer()
     return this.#manager.db().transaction(async (trx) => {
       const { subscription } = await applyStripeSubscription(this.#manager, trx, customer, object, {
         observedAt: DateTime.utc(),
         action,
         name: this.name,
+        alwaysAudit: true,
+        metadata,
       })
       return subscription
     })
@@ -128,7 +131,10 @@ export class SubscriptionScope {
     const plan = this.#manager.catalog.plan(planKey)
     const flat = plan.prices.find((price) => price.interval === (options.interval ?? object.items.data[0]?.price.recurring?.interval)) ?? plan.prices[0]
     if (!flat) throw new InvalidSubscriptionStateException(`Plan "${planKey}" has no recurring price to swap to`)
-    const [flatPrice, ...usagePrices] = await this.#manager.prices.resolve([flat.lookupKey, ...plan.usagePrices.map((price) => price.lookupKey)])
+    const [flatPrice, ...usagePrices] = await this.#manager.prices.resolve([
+      flat.lookupKey,
+      ...plan.usagePrices.map((price) => usageLookupKey(plan, price, flat.interval)),
+    ])
 
     const licensed = object.items.data.filter((item) => item.price.recurring?.usage_type !== 'metered')
     const metered = object.items.data.filter((item) => item.price.recurring?.usage_type === 'metered')
@@ -211,9 +217,13 @@ export class SubscriptionScope {
    * Applies a promotion code (or coupon) to the subscription.
    */
   async applyDiscount(discount: { promotionCode?: string; coupon?: string }) {
-    return this.#update('subscription.discount_applied', {
-      discounts: [discount.promotionCode ? { promotion_code: discount.promotionCode } : { coupon: discount.coupon }],
-    })
+    if (!discount.promotionCode === !discount.coupon) throw new InvalidArgumentException('Pass exactly one of promotionCode or coupon')
+    return this.#update(
+      'subscription.discount_applied',
+      { discounts: [discount.promotionCode ? { promotion_code: discount.promotionCode } : { coupon: discount.coupon }] },
+      undefined,
+      { discount: discount.promotionCode ?? discount.coupon }
+    )
   }
 
   /**

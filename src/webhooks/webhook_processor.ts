@@ -85,15 +85,22 @@ export class WebhookProcessor {
       verifyStripeSignature(rawBody, signature, stripe.webhookSecrets, webhooks.tolerance)
     }
     const event = parseEvent(rawBody)
-    await this.store(event)
-    const outcome = await this.process(event.id)
+    const inserted = await this.store(event, rawBody.toString('utf8'))
+    /**
+     * Redelivery of an event already done: answer without opening a transaction
+     */
+    if (!inserted) {
+      const row = await this.#manager.db().from(WebhookEvent.table).where('provider', PROVIDER).where('event_id', event.id).select('status').first()
+      if (row && (row.status === 'processed' || row.status === 'ignored')) return { eventId: event.id, type: event.type, outcome: 'duplicate' }
+    }
+    const outcome = await this.process(event.id, { event })
     return { eventId: event.id, type: event.type, outcome }
   }
 
   /**
    * Stores a verified event once; returns false when it was already there.
    */
-  async store(event: Stripe.Event): Promise<boolean> {
+  async store(event: Stripe.Event, payload: string = JSON.stringify(event)): Promise<boolean> {
     const now = toDbDateTime(DateTime.utc())
     const inserted = await this.#manager
       .db()
@@ -105,7 +112,7 @@ export class WebhookProcessor {
         type: event.type,
         api_version: event.api_version ?? null,
         livemode: event.livemode ?? false,
-        payload: JSON.stringify(event),
+        payload,
         status: 'received',
         attempts: 0,
         stripe_created_at: toDbDateTime(DateTime.fromSeconds(event.created, { zone: 'utc' })),
@@ -122,20 +129,22 @@ export class WebhookProcessor {
   /**
    * Processes a stored event (again, with `force`, even when already processed: replays).
    */
-  async process(eventId: string, options: { force?: boolean } = {}): Promise<WebhookOutcome> {
+  async process(eventId: string, options: { force?: boolean; event?: Stripe.Event } = {}): Promise<WebhookOutcome> {
     const started = performance.now()
     const emitted: Array<[string, Record<string, unknown>]> = []
     try {
       return await this.#manager.db().transaction(async (trx) => {
-        const row = await WebhookEvent.query({ client: trx })
+        const row = await trx
+          .from(WebhookEvent.table)
           .where('provider', PROVIDER)
           .where('event_id', eventId)
+          .select('id', 'status', 'attempts', ...(options.event ? [] : ['payload']))
           .if(trx.dialect.name === 'postgres', (query) => query.forUpdate().skipLocked())
           .first()
         if (!row) return 'in_progress' as const
         if ((row.status === 'processed' || row.status === 'ignored') && !options.force) return 'duplicate' as const
 
-        const event = row.payload as Stripe.Event
+        const event = options.event ?? ((typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as Stripe.Event)
         const context: WebhookContext = {
           manager: this.#manager,
           trx,
@@ -153,15 +162,17 @@ export class WebhookProcessor {
           if ((await handler(context)) !== 'ignored') status = 'processed'
         }
 
-        row.useTransaction(trx)
-        row.merge({
-          status,
-          attempts: row.attempts + 1,
-          error: null,
-          processedAt: DateTime.utc(),
-          processingMs: Math.round(performance.now() - started),
-        })
-        await row.save()
+        await trx
+          .from(WebhookEvent.table)
+          .where('id', row.id)
+          .update({
+            status,
+            attempts: Number(row.attempts) + 1,
+            error: null,
+            processed_at: toDbDateTime(DateTime.utc()),
+            processing_ms: Math.round(performance.now() - started),
+            updated_at: toDbDateTime(DateTime.utc()),
+          })
         trx.after('commit', () => {
           for (const [name, payload] of emitted) {
             this.#manager.emitter.emit(name as any, { ...payload, eventId: event.id, type: event.type, customerId: context.customer?.id ?? null })

@@ -73,7 +73,10 @@ export async function webhookStatus(client: QueryClientContract, options: { stuc
     .select('stripe_created_at', 'received_at', 'processing_ms')
   const delivery = recent
     .map((row) => fromDbDateTime(row.received_at)!.diff(fromDbDateTime(row.stripe_created_at)!, 'seconds').seconds)
-    .filter((value) => Number.isFinite(value))
+    /**
+     * An event stamped after we received it means clocks disagree: it says nothing about lag
+     */
+    .filter((value) => Number.isFinite(value) && value >= 0)
   const processing = recent.map((row) => Number(row.processing_ms)).filter((value) => Number.isFinite(value))
 
   return {
