@@ -30,9 +30,11 @@ export default class BillingAuditVerify extends BaseCommand {
     } else if (result.ok) {
       this.logger.success(`audit chain intact: ${result.checked} rows verified`)
     } else {
-      this.logger.error(
-        `audit chain broken at row #${result.brokenAt} (${result.reason === 'hash_mismatch' ? 'row content was changed' : 'a row before it was removed or inserted'}); ${result.checked} rows verified before it`
-      )
+      const why =
+        result.reason === 'head_mismatch'
+          ? `the newest rows were removed (the chain head is ahead of row count ${result.checked})`
+          : `at row #${result.brokenAt} (${result.reason === 'hash_mismatch' ? 'row content was changed' : 'a row before it was removed or inserted'}); ${result.checked} rows verified before it`
+      this.logger.error(`audit chain broken ${why}`)
     }
     if (!result.ok) this.exitCode = 1
   }

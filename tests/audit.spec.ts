@@ -58,6 +58,18 @@ for (const dialect of DIALECTS) {
       assert.equal((await other.billing.audit.verify()).reason, 'hash_mismatch')
     })
 
+    test('verify detects removed newest rows through the chain head', async ({ assert }) => {
+      const { billing, db } = await setupApp(dialect)
+      const rows = []
+      for (let i = 0; i < 3; i++) rows.push(await billing.audit.record({ action: 'x', metadata: { i } }))
+      assert.deepEqual(await db.from('billing_audit_head').select('hash', 'rows').first().then((head) => ({ hash: head.hash, rows: Number(head.rows) })), {
+        hash: rows[2].hash,
+        rows: 3,
+      })
+      await db.from('billing_audit_logs').where('id', rows[2].id).delete()
+      assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 2, reason: 'head_mismatch' })
+    })
+
     test('a row recorded in a rolled-back transaction leaves no trace', async ({ assert }) => {
       const { billing } = await setupApp(dialect)
       await billing.audit.record({ action: 'kept' })

@@ -90,6 +90,7 @@ async function lifecycle(dialect: 'sqlite' | 'pg', updates: Array<Stripe.Subscri
     for (const table of ['billing_subscription_items', 'billing_subscriptions', 'billing_invoices', 'billing_webhook_events', 'billing_audit_logs']) {
       await db.from(table).delete()
     }
+    await db.from('billing_audit_head').where('id', 1).update({ hash: '0'.repeat(64), rows: 0 })
     await db.from('billing_customers').whereNull('billable_id').delete()
     await db.from('billing_customers').where('id', local.id).update({ stripe_customer_id: null })
   }

@@ -24,10 +24,9 @@ import type { AuditEntryInput } from '../types.ts'
 export const GENESIS_HASH = '0'.repeat(64)
 
 /**
- * Key of the PostgreSQL transaction-level advisory lock that serializes chain appends
- * (`hashtext('adonis-billing:audit')` would do too; a constant keeps it dialect-free).
+ * The one-row table holding the chain head.
  */
-const AUDIT_LOCK_KEY = 727_001_001
+export const AUDIT_HEAD_TABLE = 'billing_audit_head'
 
 /**
  * The hashed content of an audit row: every column but `id`, `prev_hash` and `hash`.
@@ -51,7 +50,14 @@ type AuditContent = Pick<
  * SHA-256 over the previous hash and the canonical JSON of the row.
  */
 export function auditHash(prevHash: string, content: AuditContent): string {
-  const canonical = canonicalJson({
+  return hashOver(prevHash, canonicalContent(content))
+}
+
+/**
+ * The canonical JSON of a row's hashed content.
+ */
+function canonicalContent(content: AuditContent): string {
+  return canonicalJson({
     occurred_at: toDbDateTime(content.occurredAt),
     actor_type: content.actorType,
     actor_id: content.actorId,
@@ -65,6 +71,12 @@ export function auditHash(prevHash: string, content: AuditContent): string {
     request_id: content.requestId,
     event_id: content.eventId,
   })
+}
+
+/**
+ * sha256 hex of `prevHash + "\n" + canonical` (computed the same way in SQL on PostgreSQL).
+ */
+function hashOver(prevHash: string, canonical: string): string {
   return createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex')
 }
 
@@ -74,9 +86,10 @@ export function auditHash(prevHash: string, content: AuditContent): string {
 export interface AuditVerification {
   ok: boolean
   checked: number
-  /** id of the first row that does not verify */
+  /** id of the first row that does not verify (absent for `head_mismatch`) */
   brokenAt?: number
-  reason?: 'hash_mismatch' | 'chain_break'
+  /** `head_mismatch`: the newest rows were removed (the head is ahead of the last row) */
+  reason?: 'hash_mismatch' | 'chain_break' | 'head_mismatch'
 }
 
 /**
@@ -125,16 +138,60 @@ export class AuditTrail {
     }
 
     /**
-     * Serialize appenders: on PostgreSQL with a transaction-scoped advisory lock (released at
-     * commit/rollback); SQLite allows a single writer anyway. The unique prev_hash index is the
-     * backstop on every dialect.
+     * Serialize appenders on the head row: `FOR UPDATE` waits for a concurrent appender to commit and
+     * then reads the hash it wrote (SQLite has a single writer anyway). The unique prev_hash index is
+     * the backstop on every dialect.
      */
-    if (trx.dialect.name === 'postgres') {
-      await trx.rawQuery('select pg_advisory_xact_lock(?)', [AUDIT_LOCK_KEY])
+    const values = {
+      occurred_at: toDbDateTime(content.occurredAt),
+      actor_type: content.actorType,
+      actor_id: content.actorId,
+      action: content.action,
+      subject_type: content.subjectType,
+      subject_id: content.subjectId,
+      customer_id: content.customerId,
+      before: content.before === null ? null : JSON.stringify(content.before),
+      after: content.after === null ? null : JSON.stringify(content.after),
+      metadata: content.metadata === null ? null : JSON.stringify(content.metadata),
+      request_id: content.requestId,
+      event_id: content.eventId,
     }
-    const last = await trx.from(AuditLog.table).select('hash').orderBy('id', 'desc').first()
-    const prevHash: string = last?.hash ?? GENESIS_HASH
-    const row = await AuditLog.create({ ...content, prevHash, hash: auditHash(prevHash, content) }, { client: trx })
+    const canonical = canonicalContent(content)
+    let id: number
+    let prevHash: string
+    let hash: string
+    if (trx.dialect.name === 'postgres') {
+      /**
+       * One statement: lock the head row (FOR UPDATE re-reads it after a concurrent appender
+       * commits), hash in SQL exactly as auditHash() does, insert the row and move the head.
+       */
+      const columns = Object.keys(values)
+      const result = await trx.rawQuery(
+        `with head as (select hash from ${AUDIT_HEAD_TABLE} where id = 1 for update), ` +
+          `next as (select head.hash as prev_hash, encode(sha256(convert_to(head.hash || chr(10) || ?, 'UTF8')), 'hex') as hash from head), ` +
+          `inserted as (insert into ${AuditLog.table} (${columns.join(', ')}, prev_hash, hash) select ${columns.map(() => '?').join(', ')}, next.prev_hash, next.hash from next returning id, prev_hash, hash), ` +
+          `moved as (update ${AUDIT_HEAD_TABLE} set hash = (select hash from next), rows = rows + 1 where id = 1) ` +
+          `select id, prev_hash, hash from inserted`,
+        [canonical, ...Object.values(values)] as any[]
+      )
+      const inserted = result.rows[0]
+      if (!inserted) throw new Error(`The audit chain head is missing: run the migration that creates ${AUDIT_HEAD_TABLE}`)
+      id = Number(inserted.id)
+      prevHash = inserted.prev_hash
+      hash = inserted.hash
+    } else {
+      /**
+       * SQLite has a single writer: read the head, insert, move the head.
+       */
+      const head = await trx.from(AUDIT_HEAD_TABLE).where('id', 1).select('hash').first()
+      if (!head) throw new Error(`The audit chain head is missing: run the migration that creates ${AUDIT_HEAD_TABLE}`)
+      prevHash = head.hash
+      hash = hashOver(prevHash, canonical)
+      const [inserted] = await trx.knexQuery().table(AuditLog.table).insert({ ...values, prev_hash: prevHash, hash }).returning('id')
+      id = Number(typeof inserted === 'object' ? inserted.id : inserted)
+      await trx.from(AUDIT_HEAD_TABLE).where('id', 1).update({ hash, rows: trx.raw('rows + 1') })
+    }
+    const row = AuditLog.$createFromAdapterResult({ id, ...values, prev_hash: prevHash, hash }, undefined, { client: trx })!
     debug('audit %s by %s:%s (#%d)', row.action, row.actorType, row.actorId, row.id)
 
     trx.after('commit', () => {
@@ -144,8 +201,9 @@ export class AuditTrail {
   }
 
   /**
-   * Walks the chain in id order and recomputes every hash. Detects edited rows (hash mismatch) and
-   * removed or inserted rows (a `prev_hash` that is not the previous row's hash).
+   * Walks the chain in id order and recomputes every hash. Detects edited rows (hash mismatch),
+   * removed or inserted rows (a `prev_hash` that is not the previous row's hash) and removed newest
+   * rows (the head no longer matches the last row).
    */
   async verify(options: { pageSize?: number } = {}): Promise<AuditVerification> {
     const pageSize = options.pageSize ?? 1000
@@ -161,7 +219,11 @@ export class AuditTrail {
         lastId = row.id
         checked++
       }
-      if (rows.length < pageSize) return { ok: true, checked }
+      if (rows.length < pageSize) {
+        const head = await this.#connection().from(AUDIT_HEAD_TABLE).where('id', 1).select('hash').first()
+        if (head && head.hash !== prevHash) return { ok: false, checked, reason: 'head_mismatch' }
+        return { ok: true, checked }
+      }
     }
   }
 }

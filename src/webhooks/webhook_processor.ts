@@ -85,16 +85,47 @@ export class WebhookProcessor {
       verifyStripeSignature(rawBody, signature, stripe.webhookSecrets, webhooks.tolerance)
     }
     const event = parseEvent(rawBody)
-    const inserted = await this.store(event, rawBody.toString('utf8'))
+    const { inserted, status } = await this.#storeReturningStatus(event, rawBody.toString('utf8'))
     /**
      * Redelivery of an event already done: answer without opening a transaction
      */
-    if (!inserted) {
-      const row = await this.#manager.db().from(WebhookEvent.table).where('provider', PROVIDER).where('event_id', event.id).select('status').first()
-      if (row && (row.status === 'processed' || row.status === 'ignored')) return { eventId: event.id, type: event.type, outcome: 'duplicate' }
-    }
+    if (!inserted && (status === 'processed' || status === 'ignored')) return { eventId: event.id, type: event.type, outcome: 'duplicate' }
     const outcome = await this.process(event.id, { event })
     return { eventId: event.id, type: event.type, outcome }
+  }
+
+  /**
+   * Stores the event, telling whether this call inserted it and, if not, the stored status. One round
+   * trip on PostgreSQL (`ON CONFLICT DO UPDATE … RETURNING`, which also records the last delivery time
+   * in `updated_at`), two elsewhere.
+   */
+  async #storeReturningStatus(event: Stripe.Event, payload: string): Promise<{ inserted: boolean; status: string | null }> {
+    const db = this.#manager.db()
+    if (db.dialect.name === 'postgres') {
+      const now = toDbDateTime(DateTime.utc())
+      const result = await db.rawQuery(
+        `insert into ${WebhookEvent.table} (provider, event_id, type, api_version, livemode, payload, status, attempts, stripe_created_at, received_at, created_at, updated_at) ` +
+          `values (?, ?, ?, ?, ?, ?, 'received', 0, ?, ?, ?, ?) ` +
+          `on conflict (provider, event_id) do update set updated_at = excluded.updated_at ` +
+          `returning status, (xmax = 0) as inserted`,
+        [
+          PROVIDER,
+          event.id,
+          event.type,
+          event.api_version ?? null,
+          event.livemode ?? false,
+          payload,
+          toDbDateTime(DateTime.fromSeconds(event.created, { zone: 'utc' })),
+          now,
+          now,
+          now,
+        ] as any[]
+      )
+      return { inserted: result.rows[0].inserted, status: result.rows[0].status }
+    }
+    if (await this.store(event, payload)) return { inserted: true, status: 'received' }
+    const row = await db.from(WebhookEvent.table).where('provider', PROVIDER).where('event_id', event.id).select('status').first()
+    return { inserted: false, status: row?.status ?? null }
   }
 
   /**
