@@ -219,9 +219,55 @@ export interface AuditEntryInput {
 }
 
 /**
- * Events the package emits on the host's emitter (after commit only).
+ * What every webhook-driven event carries.
  */
-export interface BillingEvents {
+export interface BillingWebhookEventPayload {
+  /** Stripe event id (`evt_...`) */
+  eventId: string
+  /** Stripe event type */
+  type: string
+  /** Local customer id, when the event concerns one */
+  customerId: number | null
+}
+
+type SubscriptionEventName =
+  | 'created'
+  | 'updated'
+  | 'deleted'
+  | 'paused'
+  | 'resumed'
+  | 'pending_update_applied'
+  | 'pending_update_expired'
+type InvoiceEventName =
+  | 'created'
+  | 'finalized'
+  | 'updated'
+  | 'paid'
+  | 'payment_succeeded'
+  | 'payment_failed'
+  | 'payment_action_required'
+  | 'voided'
+  | 'marked_uncollectible'
+  | 'overdue'
+
+/**
+ * Events the package emits on the host's emitter, always after the transaction that caused them
+ * committed.
+ */
+export type BillingEvents = {
   'billing:customer.created': { customerId: number; billableType: string | null; billableId: string | null }
   'billing:audit.recorded': { id: number; action: string; customerId: number | null }
+  'billing:subscription.trial_will_end': BillingWebhookEventPayload & { stripeSubscriptionId: string; trialEnd: number | null }
+  'billing:checkout.completed': BillingWebhookEventPayload & { sessionId: string; mode: string }
+  'billing:customer.updated': BillingWebhookEventPayload
+  'billing:customer.deleted': BillingWebhookEventPayload
+  'billing:payment_method.attached': BillingWebhookEventPayload & { paymentMethodId: string }
+  'billing:payment_method.detached': BillingWebhookEventPayload & { paymentMethodId: string }
+  'billing:entitlements.updated': BillingWebhookEventPayload & { features: string[] }
+  'billing:invoice.upcoming': BillingWebhookEventPayload & { objectId: string | null; stripeCustomerId: string | null }
+  'billing:invoice_payment.paid': BillingWebhookEventPayload & { objectId: string | null; stripeCustomerId: string | null }
+} & {
+  [Name in `billing:subscription.${SubscriptionEventName}`]: BillingWebhookEventPayload & { subscriptionId: number; status: string; plan: string }
+} & {
+  [Name in `billing:invoice.${InvoiceEventName}`]: BillingWebhookEventPayload & { invoiceId: number; stripeInvoiceId: string; status: string }
 }

@@ -189,5 +189,27 @@ for (const dialect of DIALECTS) {
       assert.equal(subscription.status, 'canceled')
       assert.isTrue(subscription.ended())
     })
+
+    test('with webhooks.refetch, an old event applies the current Stripe state', async ({ assert }) => {
+      const { testCatalog } = await import('./fixtures/catalog.ts')
+      const base = await setupStripeApp(dialect, { billing: testCatalog({ webhooks: { refetch: true } }) })
+      const sync = base.billing.catalogSync()
+      await sync.apply(await sync.plan())
+      const { url } = await serve(base.app, () => base.billing.registerRoutes())
+      const user = await User.create({ email: 'r@example.com', name: 'R' })
+      await base.billing.for(user).stripeCustomerId()
+      const stripe = new Stripe('sk_test_direct', { ...base.fake.clientOptions, maxNetworkRetries: 0 })
+      const customer = base.fake.store.customers()[0].id
+      const price = (base.fake.store.prices() as any[]).find((candidate) => candidate.lookup_key === 'pro_month').id
+      const created = await stripe.subscriptions.create({ customer, items: [{ price }], trial_period_days: 5 })
+      await stripe.subscriptions.update(created.id, { cancel_at_period_end: true })
+      const [createdEvent] = base.fake.store.events('customer.subscription.created')
+      const before = base.fake.requestsTo('GET', `/v1/subscriptions/${created.id}`).length
+      assert.equal((await base.fake.deliver(`${url}/billing/webhooks/stripe`, createdEvent.id, { secret: SECRET })).status, 200)
+      assert.equal(base.fake.requestsTo('GET', `/v1/subscriptions/${created.id}`).length, before + 1)
+      const subscription = await Subscription.findByOrFail('stripe_subscription_id', created.id)
+      assert.isTrue(subscription.cancelAtPeriodEnd)
+      assert.isTrue(subscription.onGracePeriod())
+    })
   })
 }
