@@ -5,7 +5,8 @@
  * `webhooks p99 ratio: X.XX` (webhook p99 / baseline p99; goal ≤ 3.00).
  *
  * Environment: BENCH_EVENTS (distinct events per round, default 1000), BENCH_CONCURRENCY (default 16),
- * BENCH_ROUNDS (default 3).
+ * BENCH_ROUNDS (default 3), BENCH_TYPE (event type, default customer.updated; an unhandled type such as
+ * product.created measures the store-and-mark skeleton alone).
  */
 import { Worker } from 'node:worker_threads'
 import { startPostgres } from '../scripts/postgres_cluster.ts'
@@ -53,7 +54,7 @@ try {
     for (let index = 0; index < DISTINCT; index++) {
       const n = serial++
       const customer = { ...template.data.object, id: stripeIds[n % stripeIds.length], name: `Name ${n}` }
-      bodies.push(JSON.stringify({ ...template, id: `evt_bench${String(n).padStart(8, '0')}`, type: 'customer.updated', created: created + n, data: { object: customer } }, null, 2))
+      bodies.push(JSON.stringify({ ...template, id: `evt_bench${String(n).padStart(8, '0')}`, type: process.env.BENCH_TYPE ?? 'customer.updated', created: created + n, data: { object: customer } }, null, 2))
     }
     const order = [...bodies.map((_, index) => index), ...bodies.map((_, index) => index)]
     for (let i = order.length - 1; i > 0; i--) {
