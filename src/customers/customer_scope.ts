@@ -11,7 +11,8 @@ import { DateTime } from 'luxon'
 import type { Stripe } from 'stripe'
 import Customer from '../models/customer.ts'
 import Subscription from '../models/subscription.ts'
-import { combinePlanFeatures, isGranted, subscriptionGrants } from '../entitlements/plan_entitlements.ts'
+import { applyGrants, combinePlanFeatures, isGranted, subscriptionGrants } from '../entitlements/plan_entitlements.ts'
+import { activeGrants, grantFeature, revokeFeature, type GrantOptions } from '../entitlements/grants.ts'
 import type { FeatureValue } from '../types.ts'
 import { detailParams, ensureStripeCustomer, setDefaultPaymentMethod, updateStripeCustomer, type StripeCustomerDetails } from './stripe_customer_sync.ts'
 import { applyStripeInvoice } from '../invoices/apply_stripe_invoice.ts'
@@ -123,20 +124,40 @@ export class CustomerScope {
 
   /**
    * Features granted by the customer's live subscriptions (catalog values combined across
-   * subscriptions). Without a customer row, nothing is granted.
+   * subscriptions and add-ons) and active grants. Without a customer row, nothing is granted.
+   * `live` tells whether a subscription grants anything (402 vs 403 in the middleware).
    */
   async features(): Promise<{ live: boolean; features: Record<string, FeatureValue> }> {
     const customer = await this.find()
     if (!customer) return { live: false, features: {} }
-    const subscriptions = await Subscription.query({ client: this.#manager.db() }).where('customer_id', customer.id)
-    const granting = subscriptions.filter((subscription) => subscriptionGrants(subscription, this.#manager.config))
-    return {
-      live: granting.length > 0,
-      features: combinePlanFeatures(
-        granting.map((subscription) => subscription.plan),
-        this.#manager.config
-      ),
-    }
+    const now = DateTime.utc()
+    const [subscriptions, grants] = await Promise.all([
+      Subscription.query({ client: this.#manager.db() }).where('customer_id', customer.id),
+      activeGrants(this.#manager, customer.id, now),
+    ])
+    const granting = subscriptions.filter((subscription) => subscriptionGrants(subscription, this.#manager.config, now))
+    const fromPlans = combinePlanFeatures(
+      granting.map((subscription) => subscription.plan),
+      this.#manager.config
+    )
+    return { live: granting.length > 0, features: applyGrants(fromPlans, grants, this.#manager.config) }
+  }
+
+  /**
+   * Grants a feature to this customer (manual or promotional override), audited.
+   *
+   * @example
+   * await billing.for(team).grant('seats', 5, { expiresAt: DateTime.utc().plus({ months: 1 }), reason: 'launch promo' })
+   */
+  async grant(feature: string, value: FeatureValue, options: GrantOptions = {}) {
+    return grantFeature(this.#manager, await this.customer(), feature, value, options)
+  }
+
+  /**
+   * Revokes this customer's active grants of a feature; returns how many.
+   */
+  async revoke(feature: string, options: { grantId?: number; reason?: string; actor?: import('../types.ts').AuditActor } = {}) {
+    return revokeFeature(this.#manager, await this.customer(), feature, options)
   }
 
   /**

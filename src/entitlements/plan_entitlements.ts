@@ -67,3 +67,28 @@ export function isGranted(value: FeatureValue | undefined): boolean {
   if (typeof value === 'number') return value > 0
   return true
 }
+
+/**
+ * Applies active grants on top of the plans' features: a boolean grant switches the feature on, a
+ * number raises the limit or quota by that much, `'unlimited'` lifts it.
+ */
+export function applyGrants(
+  features: Record<string, FeatureValue>,
+  grants: Array<{ feature: string; value: FeatureValue }>,
+  config: ResolvedBillingConfig
+): Record<string, FeatureValue> {
+  const result = { ...features }
+  for (const grant of grants) {
+    const definition = config.features[grant.feature]
+    if (!definition) continue
+    const current = result[grant.feature]
+    if (definition.type === 'boolean') {
+      result[grant.feature] = current === true || grant.value === true
+    } else if (current === 'unlimited' || grant.value === 'unlimited') {
+      result[grant.feature] = 'unlimited'
+    } else if (typeof grant.value === 'number') {
+      result[grant.feature] = (typeof current === 'number' ? current : 0) + grant.value
+    }
+  }
+  return result
+}

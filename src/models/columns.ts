@@ -78,13 +78,25 @@ export function decimal(options: { columnName?: string } = {}) {
 }
 
 /**
+ * SQLite hands JSON columns back as text; pg parses them, so a JSON string document (such as a grant
+ * of `"unlimited"`) arrives as a plain string that is not JSON text itself.
+ */
+function parseJsonText(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/**
  * A JSON document column (json on PostgreSQL, text on SQLite).
  */
 export function json(options: { columnName?: string } = {}) {
   return column({
     ...options,
     prepare: (value: unknown) => (value === null || value === undefined ? null : JSON.stringify(value)),
-    consume: (value: unknown) => (typeof value === 'string' ? JSON.parse(value) : (value ?? null)),
+    consume: (value: unknown) => (typeof value === 'string' ? parseJsonText(value) : (value ?? null)),
   })
 }
 
