@@ -14,12 +14,15 @@ import { AuditTrail } from './audit/audit_trail.ts'
 import { Catalog } from './catalog/catalog.ts'
 import { CatalogSync } from './catalog/catalog_sync.ts'
 import { PriceResolver } from './catalog/price_resolver.ts'
+import { EntitlementCache } from './entitlements/entitlement_cache.ts'
+import { EntitlementResolver } from './entitlements/entitlement_resolver.ts'
 import { StripeGateway } from './stripe/stripe_gateway.ts'
 import { WebhookProcessor } from './webhooks/webhook_processor.ts'
 import { webhookStatus } from './webhooks/webhook_status.ts'
 import { CustomerScope } from './customers/customer_scope.ts'
 import { billingModels } from './models/main.ts'
 import type { BillableRow } from './mixins/billable.ts'
+import { InvalidConfigException } from './errors.ts'
 import type { ResolvedBillingConfig } from './types.ts'
 
 /**
@@ -44,6 +47,18 @@ export class BillingManager {
    * Stripe webhooks: verification, exactly-once processing, host handlers (`billing.webhooks.on()`).
    */
   readonly webhooks: WebhookProcessor
+  /**
+   * Per-customer entitlement cache of this instance (invalidated on commit, TTL across instances).
+   */
+  readonly entitlementCache: EntitlementCache
+  /**
+   * Resolves entitlements (catalog + subscriptions + grants + usage).
+   */
+  readonly entitlements: EntitlementResolver
+  /**
+   * Host callbacks counting what a limit feature uses (seats = team members), by feature.
+   */
+  readonly usageCounters = new Map<string, (context: { customer: import('./models/customer.ts').default; billable: unknown }) => Promise<number> | number>()
   #database: Database
 
   constructor(app: ApplicationService, config: ResolvedBillingConfig, database: Database, emitter: EmitterService) {
@@ -55,6 +70,8 @@ export class BillingManager {
     this.stripe = new StripeGateway(config)
     this.prices = new PriceResolver(this.stripe)
     this.webhooks = new WebhookProcessor(this)
+    this.entitlementCache = new EntitlementCache(config.policy.cacheTtlSeconds)
+    this.entitlements = new EntitlementResolver(this)
     this.audit = new AuditTrail(app, () => this.db(), emitter)
 
     /**
@@ -80,6 +97,19 @@ export class BillingManager {
   }
 
   /**
+   * Tells the package how much of a limit feature a customer uses, for `used`/`remaining`.
+   *
+   * @example
+   * billing.countUsage('seats', async ({ customer }) => Member.query().where('team_id', customer.billableId).count())
+   */
+  countUsage(feature: string, counter: (context: { customer: import('./models/customer.ts').default; billable: unknown }) => Promise<number> | number) {
+    const definition = this.config.features[feature]
+    if (definition?.type !== 'limit') throw new InvalidConfigException(`countUsage("${feature}")`, 'only limit features take a usage counter')
+    this.usageCounters.set(feature, counter)
+    return this
+  }
+
+  /**
    * Health of the webhook store: backlog, failures by type, last event per type, lag.
    */
   webhookStatus() {
@@ -88,19 +118,22 @@ export class BillingManager {
 
   /**
    * Registers the package routes on the host router, named `billing.*`, under `routes.prefix`
-   * (default `/billing`): `POST /webhooks/stripe` and `GET /webhooks/health`. Pass a callback to add
-   * middleware to the admin-facing routes (the webhook route must stay public: Stripe signs it).
+   * (default `/billing`): `POST /webhooks/stripe`, `GET /webhooks/health` and
+   * `GET /v1/me/entitlements`. Pass callbacks to add middleware: `admin` for the health route, `me` for
+   * the user-facing route (your auth guard). The webhook route must stay public: Stripe signs it.
    *
    * @example
    * billing.registerRoutes({ admin: (route) => route.use(middleware.auth()) })
    */
-  async registerRoutes(options: { admin?: (route: any) => void } = {}) {
+  async registerRoutes(options: { admin?: (route: any) => void; me?: (route: any) => void } = {}) {
     const router = await this.app.container.make('router')
-    const { handleStripeWebhook, webhookHealth } = await import('./webhooks/webhook_controller.ts')
+    const { handleStripeWebhook, myEntitlements, webhookHealth } = await import('./webhooks/webhook_controller.ts')
     const prefix = this.config.routes.prefix
     router.post(`${prefix}/webhooks/stripe`, handleStripeWebhook).as('billing.webhooks.stripe')
     const health = router.get(`${prefix}/webhooks/health`, webhookHealth).as('billing.webhooks.health')
     options.admin?.(health)
+    const me = router.get(`${prefix}/v1/me/entitlements`, myEntitlements).as('billing.me.entitlements')
+    options.me?.(me)
   }
 
   /**

@@ -113,3 +113,17 @@ export class InvalidArgumentException extends BillingException {
   static status = 422
   static code = 'E_BILLING_INVALID_ARGUMENT'
 }
+
+/**
+ * A quota (metered feature) is spent for the current period. `retryAfter` is seconds until it resets.
+ */
+export class QuotaExceededException extends BillingException {
+  static status = 429
+  static code = 'E_BILLING_QUOTA_EXCEEDED'
+  retryAfter: number | null = null
+
+  async handle(error: this, ctx: HttpContext) {
+    if (error.retryAfter !== null) ctx.response.header('retry-after', String(error.retryAfter))
+    return super.handle(error, ctx)
+  }
+}

@@ -11,8 +11,8 @@ import { DateTime } from 'luxon'
 import type { Stripe } from 'stripe'
 import Customer from '../models/customer.ts'
 import Subscription from '../models/subscription.ts'
-import { applyGrants, combinePlanFeatures, isGranted, subscriptionGrants } from '../entitlements/plan_entitlements.ts'
-import { activeGrants, grantFeature, revokeFeature, type GrantOptions } from '../entitlements/grants.ts'
+import { isGranted } from '../entitlements/plan_entitlements.ts'
+import { grantFeature, revokeFeature, type GrantOptions } from '../entitlements/grants.ts'
 import type { FeatureValue } from '../types.ts'
 import { detailParams, ensureStripeCustomer, setDefaultPaymentMethod, updateStripeCustomer, type StripeCustomerDetails } from './stripe_customer_sync.ts'
 import { applyStripeInvoice } from '../invoices/apply_stripe_invoice.ts'
@@ -22,7 +22,10 @@ import { subscribe, type SubscribeOptions } from '../subscriptions/subscribe.ts'
 import { checkoutCharge, checkoutSubscription, portalUrl, type ChargeOptions, type CheckoutOptions } from '../subscriptions/checkout.ts'
 import { toDbDateTime } from '../models/columns.ts'
 import { billableIdentity, type BillableRow } from '../mixins/billable.ts'
-import { InvalidArgumentException, NotBillableException } from '../errors.ts'
+import { FeatureNotIncludedException, InvalidArgumentException, NotBillableException, PaymentRequiredException, QuotaExceededException } from '../errors.ts'
+import { randomUUID } from 'node:crypto'
+import { meterTotal, recordUsageEvent } from '../usage/record_usage.ts'
+import type { EntitlementsSnapshot } from '../entitlements/entitlement_resolver.ts'
 import type { BillingManager } from '../billing_manager.ts'
 import debug from '../debug.ts'
 
@@ -130,17 +133,84 @@ export class CustomerScope {
   async features(): Promise<{ live: boolean; features: Record<string, FeatureValue> }> {
     const customer = await this.find()
     if (!customer) return { live: false, features: {} }
+    const { live, features } = await this.#manager.entitlements.values(customer)
+    return { live, features }
+  }
+
+  /**
+   * Everything the customer is entitled to, with usage:
+   * `{ live, features: { sso: true, seats: { limit: 10, used: 3, remaining: 7 }, api_calls: { limit, used, remaining, resetsAt } } }`.
+   */
+  async entitlements(): Promise<EntitlementsSnapshot> {
+    const customer = await this.find()
+    if (!customer) {
+      return { live: false, features: Object.fromEntries(Object.entries(this.#manager.config.features).map(([key, definition]) => [key, definition.type === 'boolean' ? false : { limit: 0, used: 0, remaining: 0, ...(definition.type === 'metered' ? { resetsAt: null } : {}) }])) }
+    }
+    return this.#manager.entitlements.resolve(customer, this.#billable)
+  }
+
+  /**
+   * The limit of a limit or metered feature (`null` = unlimited, 0 = not included).
+   */
+  async limit(feature: string): Promise<number | null> {
+    const value = (await this.features()).features[feature]
+    return value === 'unlimited' ? null : typeof value === 'number' ? value : 0
+  }
+
+  /**
+   * What is left of a limit or quota (`null` = unlimited).
+   */
+  async remaining(feature: string): Promise<number | null> {
+    const entitlement = (await this.entitlements()).features[feature]
+    if (entitlement === undefined || typeof entitlement === 'boolean') throw new InvalidArgumentException(`"${feature}" is not a limit or metered feature`)
+    return entitlement.remaining
+  }
+
+  /**
+   * Throws `E_BILLING_PAYMENT_REQUIRED` (no live subscription) or `E_BILLING_FEATURE_NOT_INCLUDED`
+   * unless the feature is granted.
+   */
+  async assert(feature: string) {
+    const decision = await this.check(feature)
+    if (decision === 'no_plan') throw new PaymentRequiredException(`"${feature}" needs a subscription`)
+    if (decision === 'not_included') throw new FeatureNotIncludedException(`Your plan does not include "${feature}"`)
+  }
+
+  /**
+   * Uses `quantity` of a metered feature's quota, atomically: the customer row is locked (PostgreSQL)
+   * while the period's usage is read and the usage recorded, so concurrent requests never overspend.
+   * Throws `E_BILLING_QUOTA_EXCEEDED` (with `retryAfter`) when it would go over the limit; an already
+   * seen `idempotencyKey` is not counted twice.
+   */
+  async consume(feature: string, quantity = 1, options: { idempotencyKey?: string } = {}) {
+    const definition = this.#manager.config.features[feature]
+    if (definition?.type !== 'metered') throw new InvalidArgumentException(`"${feature}" is not a metered feature`)
+    if (!Number.isSafeInteger(quantity) || quantity <= 0) throw new InvalidArgumentException('Quantity must be a positive integer')
+    await this.assert(feature)
+    const customer = await this.customer()
+    const values = await this.#manager.entitlements.values(customer)
+    const value = values.features[feature]
+    const limit = value === 'unlimited' ? null : typeof value === 'number' ? value : 0
     const now = DateTime.utc()
-    const [subscriptions, grants] = await Promise.all([
-      Subscription.query({ client: this.#manager.db() }).where('customer_id', customer.id),
-      activeGrants(this.#manager, customer.id, now),
-    ])
-    const granting = subscriptions.filter((subscription) => subscriptionGrants(subscription, this.#manager.config, now))
-    const fromPlans = combinePlanFeatures(
-      granting.map((subscription) => subscription.plan),
-      this.#manager.config
-    )
-    return { live: granting.length > 0, features: applyGrants(fromPlans, grants, this.#manager.config) }
+    const period = this.#manager.entitlements.period(values.subscriptions, now)
+    return this.#manager.db().transaction(async (trx) => {
+      if (trx.dialect.name === 'postgres') await trx.from(Customer.table).where('id', customer.id).forUpdate().select('id')
+      const used = await meterTotal(trx, customer.id, definition.meter, period.from, period.to)
+      if (limit !== null && used + quantity > limit) {
+        const error = new QuotaExceededException(`The "${feature}" quota of ${limit} is spent until ${period.to.toUTC().toISO()}`)
+        error.retryAfter = Math.max(1, Math.ceil(period.to.diff(now, 'seconds').seconds))
+        error.details = { limit, used, resets_at: period.to.toUTC().toISO() }
+        throw error
+      }
+      await recordUsageEvent(trx, {
+        customerId: customer.id,
+        meter: definition.meter,
+        quantity,
+        idempotencyKey: options.idempotencyKey ?? randomUUID(),
+        occurredAt: now,
+      })
+      return { limit, used: used + quantity, remaining: limit === null ? null : limit - used - quantity }
+    })
   }
 
   /**

@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { bumpEntitlementVersion } from './entitlement_cache.ts'
 import { DateTime } from 'luxon'
 import EntitlementGrant from '../models/entitlement_grant.ts'
 import Customer from '../models/customer.ts'
@@ -73,7 +74,7 @@ export async function grantFeature(manager: BillingManager, customer: Customer, 
       },
       { client: trx }
     )
-    await trx.from(Customer.table).where('id', customer.id).increment('entitlement_version', 1)
+    await bumpEntitlementVersion(manager.entitlementCache, trx, customer.id)
     await manager.audit.record(
       {
         action: 'entitlement.granted',
@@ -99,7 +100,7 @@ export async function revokeFeature(manager: BillingManager, customer: Customer,
     if (ids.length === 0) return 0
     const now = toDbDateTime(DateTime.utc())
     await trx.from(EntitlementGrant.table).whereIn('id', ids).update({ revoked_at: now, updated_at: now })
-    await trx.from(Customer.table).where('id', customer.id).increment('entitlement_version', 1)
+    await bumpEntitlementVersion(manager.entitlementCache, trx, customer.id)
     await manager.audit.record(
       {
         action: 'entitlement.revoked',

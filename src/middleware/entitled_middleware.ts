@@ -12,36 +12,41 @@ import type { NextFn } from '@adonisjs/core/types/http'
 import { FeatureNotIncludedException, InvalidConfigException, PaymentRequiredException, UnauthenticatedException } from '../errors.ts'
 
 /**
- * Options of `middleware.entitled()`.
+ * Options of `middleware.entitled()`: one feature (optionally consuming quota), or any of several.
  */
-export interface EntitledOptions {
-  feature: string
-}
+export type EntitledOptions = { feature: string; consume?: number } | { anyOf: string[] }
 
 /**
  * Named middleware `entitled`: lets the request through only when the authenticated billable's
- * billing grants the feature. Answers problem+json 401 (no user), 402 (no subscription that grants
- * anything) or 403 (the plan lacks the feature).
+ * billing grants the feature — the same answer `GET /billing/v1/me/entitlements` gives. Denials are
+ * problem+json: 401 (no user), 402 (no subscription grants anything), 403 (the plan lacks the
+ * feature), 429 with `Retry-After` (quota spent). With `consume`, the quota is used atomically (the
+ * request id is the idempotency key, so a retried request is not counted twice).
  *
  * @example
  * router.get('/reports', handler).use(middleware.entitled({ feature: 'advanced_reports' }))
+ * router.post('/api/run', handler).use(middleware.entitled({ feature: 'api_calls', consume: 1 }))
+ * router.get('/exports', handler).use(middleware.entitled({ anyOf: ['sso', 'exports'] }))
  */
 export default class EntitledMiddleware {
   async handle(ctx: HttpContext, next: NextFn, options: EntitledOptions) {
     const billing = await ctx.containerResolver.make('billing.manager')
-    if (!options?.feature || !(options.feature in billing.config.features)) {
-      throw new InvalidConfigException(`entitled({ feature: ${JSON.stringify(options?.feature)} })`, 'unknown feature')
+    const features = options && 'anyOf' in options ? options.anyOf : [options?.feature]
+    if (!features.length || features.some((feature) => typeof feature !== 'string' || !(feature in billing.config.features))) {
+      throw new InvalidConfigException(`entitled(${JSON.stringify(options ?? null)})`, 'unknown feature')
     }
     const user = (ctx as any).auth?.user
     if (!user) throw new UnauthenticatedException('Sign in to use this feature')
+    const scope = billing.for(user)
 
-    const decision = await billing.for(user).check(options.feature)
-    if (decision === 'no_plan') {
-      throw new PaymentRequiredException(`"${options.feature}" needs a subscription`)
+    if ('feature' in options && options.consume) {
+      await scope.consume(options.feature, options.consume, { idempotencyKey: ctx.request.id() ?? undefined })
+      return next()
     }
-    if (decision === 'not_included') {
-      throw new FeatureNotIncludedException(`Your plan does not include "${options.feature}"`)
-    }
-    return next()
+    const decisions = await Promise.all(features.map((feature) => scope.check(feature)))
+    if (decisions.includes('granted')) return next()
+    const names = features.map((feature) => `"${feature}"`).join(' or ')
+    if (decisions.every((decision) => decision === 'no_plan')) throw new PaymentRequiredException(`${names} needs a subscription`)
+    throw new FeatureNotIncludedException(`Your plan does not include ${names}`)
   }
 }

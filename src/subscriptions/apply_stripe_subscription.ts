@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { bumpEntitlementVersion } from '../entitlements/entitlement_cache.ts'
 import type { Stripe } from 'stripe'
 import { DateTime } from 'luxon'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
@@ -159,7 +160,7 @@ export async function applyStripeSubscription(
   const pricesAfter = items.map((item) => item.price.id).sort()
   const pricesChanged = !locked.created && JSON.stringify(pricesBefore) !== JSON.stringify(pricesAfter)
   const changed = JSON.stringify(before) !== JSON.stringify(after) || pricesChanged
-  if (changed) await trx.from(Customer.table).where('id', customer.id).increment('entitlement_version', 1)
+  if (changed) await bumpEntitlementVersion(manager.entitlementCache, trx, customer.id)
   if (changed || options.alwaysAudit) {
     await manager.audit.record(
       {

@@ -7,11 +7,11 @@
  * file that was distributed with this source code.
  */
 
+import { bumpEntitlementVersion } from '../entitlements/entitlement_cache.ts'
 import type { Stripe } from 'stripe'
 import { DateTime } from 'luxon'
 import type Customer from '../models/customer.ts'
 import Subscription from '../models/subscription.ts'
-import CustomerModel from '../models/customer.ts'
 import type { BillingManager } from '../billing_manager.ts'
 import { StripeGateway } from '../stripe/stripe_gateway.ts'
 import { usageLookupKey } from '../catalog/catalog.ts'
@@ -143,7 +143,7 @@ async function subscribeFree(manager: BillingManager, customer: Customer, plan: 
       { customerId: customer.id, name, plan: plan.key, status: 'active', quantity: null, stripeSubscriptionId: null, cancelAtPeriodEnd: false, stripeUpdatedAt: DateTime.utc() },
       { client: trx }
     )
-    await trx.from(CustomerModel.table).where('id', customer.id).increment('entitlement_version', 1)
+    await bumpEntitlementVersion(manager.entitlementCache, trx, customer.id)
     await manager.audit.record(
       { action: 'subscription.created', subject: { type: 'subscription', id: row.id }, customerId: customer.id, after: { plan: plan.key, status: 'active', free: true } },
       { client: trx }

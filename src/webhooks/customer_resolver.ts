@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { bumpEntitlementVersion } from '../entitlements/entitlement_cache.ts'
 import { DateTime } from 'luxon'
 import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import Customer from '../models/customer.ts'
@@ -57,10 +58,10 @@ export async function resolveStripeCustomer(
         }
         await trx.from(Customer.table).where('id', row.id).delete()
       }
-      await trx
-        .from(Customer.table)
-        .where('id', target.id)
-        .update({ stripe_customer_id: stripeCustomerId, updated_at: toDbDateTime(DateTime.utc()), entitlement_version: trx.raw('entitlement_version + 1') })
+      await bumpEntitlementVersion(manager.entitlementCache, trx, target.id, {
+        stripe_customer_id: stripeCustomerId,
+        updated_at: toDbDateTime(DateTime.utc()),
+      })
       await manager.audit.record(
         {
           action: 'customer.linked',

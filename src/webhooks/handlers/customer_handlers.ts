@@ -7,9 +7,9 @@
  * file that was distributed with this source code.
  */
 
+import { bumpEntitlementVersion } from '../../entitlements/entitlement_cache.ts'
 import type { Stripe } from 'stripe'
 import { DateTime } from 'luxon'
-import Customer from '../../models/customer.ts'
 import { applyStripeCustomer } from '../../customers/stripe_customer_sync.ts'
 import { resolveStripeCustomer } from '../customer_resolver.ts'
 import type { WebhookContext, WebhookHandler } from '../webhook_context.ts'
@@ -48,7 +48,7 @@ const customerDeleted: WebhookHandler = async (context) => {
   const { manager, trx } = context
   const object = context.event.data.object as Stripe.Customer
   context.customer = await resolveStripeCustomer(manager, trx, object.id, { actor: context.actor })
-  await trx.from(Customer.table).where('id', context.customer.id).increment('entitlement_version', 1)
+  await bumpEntitlementVersion(manager.entitlementCache, trx, context.customer.id)
   await manager.audit.record(
     { action: 'customer.stripe_deleted', actor: context.actor, subject: { type: 'customer', id: context.customer.id }, customerId: context.customer.id, after: { stripe_customer_id: object.id } },
     { client: trx }
@@ -119,10 +119,7 @@ const entitlementSummary: WebhookHandler = async (context) => {
   const keys = object.entitlements.data.map((entitlement) => entitlement.lookup_key).sort()
   const before = customer.stripeEntitlements ?? []
   if (JSON.stringify(before) === JSON.stringify(keys)) return 'processed'
-  await trx
-    .from(Customer.table)
-    .where('id', customer.id)
-    .update({ stripe_entitlements: JSON.stringify(keys), entitlement_version: trx.raw('entitlement_version + 1') })
+  await bumpEntitlementVersion(manager.entitlementCache, trx, customer.id, { stripe_entitlements: JSON.stringify(keys) })
   await manager.audit.record(
     { action: 'customer.stripe_entitlements_updated', actor: context.actor, subject: { type: 'customer', id: customer.id }, customerId: customer.id, before: { features: before }, after: { features: keys } },
     { client: trx }

@@ -1,0 +1,73 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
+import Customer from '../models/customer.ts'
+import type { FeatureValue } from '../types.ts'
+
+/**
+ * What is cached per customer: the resolved plan and grant values (usage counts are read live).
+ */
+export interface CachedEntitlements {
+  live: boolean
+  features: Record<string, FeatureValue>
+  /** End of the earliest grant or period boundary that changes the answer by itself (ms) */
+  validUntil: number
+}
+
+/**
+ * Per-customer entitlement cache of one app instance. Every change that may alter entitlements bumps
+ * the customer's `entitlement_version` in its transaction (`bumpEntitlementVersion`) and drops the
+ * entry here after commit, so this instance never serves a stale answer after a commit. Other
+ * instances drop theirs when the TTL (`policy.cacheTtlSeconds`) runs out: that is the staleness bound
+ * across instances.
+ */
+export class EntitlementCache {
+  #entries = new Map<number, CachedEntitlements & { expiresAt: number }>()
+  #ttlMs: number
+
+  constructor(ttlSeconds: number) {
+    this.#ttlMs = ttlSeconds * 1000
+  }
+
+  get(customerId: number, now = Date.now()): CachedEntitlements | null {
+    const entry = this.#entries.get(customerId)
+    if (!entry) return null
+    if (entry.expiresAt <= now || entry.validUntil <= now) {
+      this.#entries.delete(customerId)
+      return null
+    }
+    return entry
+  }
+
+  set(customerId: number, value: CachedEntitlements, now = Date.now()) {
+    if (this.#ttlMs <= 0) return
+    this.#entries.set(customerId, { ...value, expiresAt: now + this.#ttlMs })
+  }
+
+  invalidate(customerId: number) {
+    this.#entries.delete(customerId)
+  }
+
+  clear() {
+    this.#entries.clear()
+  }
+}
+
+/**
+ * Bumps a customer's entitlement version inside `trx` and, once it commits, drops the customer's
+ * cached entitlements.
+ */
+export async function bumpEntitlementVersion(cache: EntitlementCache, trx: TransactionClientContract, customerId: number, extra: Record<string, unknown> = {}) {
+  await trx
+    .from(Customer.table)
+    .where('id', customerId)
+    .update({ ...extra, entitlement_version: trx.raw('entitlement_version + 1') })
+  trx.after('commit', () => cache.invalidate(customerId))
+}
