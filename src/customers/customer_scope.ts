@@ -131,8 +131,19 @@ export class CustomerScope {
    * `live` tells whether a subscription grants anything (402 vs 403 in the middleware).
    */
   async features(): Promise<{ live: boolean; features: Record<string, FeatureValue> }> {
+    /**
+     * Hot path (middleware): with a warm cache, no query at all
+     */
+    const { type, id } = billableIdentity(this.#billable)
+    const identity = `${type}:${id}`
+    const cache = this.#manager.entitlementCache
+    const knownId = cache.customerIdFor(identity)
+    const hit = knownId === undefined ? null : cache.get(knownId)
+    if (hit) return { live: hit.live, features: hit.features }
+
     const customer = await this.find()
     if (!customer) return { live: false, features: {} }
+    cache.rememberCustomer(identity, customer.id)
     const { live, features } = await this.#manager.entitlements.values(customer)
     return { live, features }
   }

@@ -30,7 +30,13 @@ export interface CachedEntitlements {
  */
 export class EntitlementCache {
   #entries = new Map<number, CachedEntitlements & { expiresAt: number }>()
+  /**
+   * Billable identity (`type:id`) → customer id. A billable's customer row never changes id, so this
+   * mapping needs no invalidation; it is bounded to keep memory flat.
+   */
+  #customerIds = new Map<string, number>()
   #ttlMs: number
+  static readonly MAX_IDENTITIES = 50_000
 
   constructor(ttlSeconds: number) {
     this.#ttlMs = ttlSeconds * 1000
@@ -51,12 +57,28 @@ export class EntitlementCache {
     this.#entries.set(customerId, { ...value, expiresAt: now + this.#ttlMs })
   }
 
+  /**
+   * The customer id known for a billable identity, if any.
+   */
+  customerIdFor(identity: string): number | undefined {
+    return this.#customerIds.get(identity)
+  }
+
+  /**
+   * Remembers which customer a billable identity belongs to.
+   */
+  rememberCustomer(identity: string, customerId: number) {
+    if (this.#customerIds.size >= EntitlementCache.MAX_IDENTITIES) this.#customerIds.clear()
+    this.#customerIds.set(identity, customerId)
+  }
+
   invalidate(customerId: number) {
     this.#entries.delete(customerId)
   }
 
   clear() {
     this.#entries.clear()
+    this.#customerIds.clear()
   }
 }
 
