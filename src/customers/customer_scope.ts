@@ -132,20 +132,11 @@ export class CustomerScope {
    */
   async features(): Promise<{ live: boolean; features: Record<string, FeatureValue> }> {
     /**
-     * Hot path (middleware): with a warm cache, no query at all
+     * Hot path (middleware): no query with a warm cache, one with a cold one
      */
     const { type, id } = billableIdentity(this.#billable)
-    const identity = `${type}:${id}`
-    const cache = this.#manager.entitlementCache
-    const knownId = cache.customerIdFor(identity)
-    const hit = knownId === undefined ? null : cache.get(knownId)
-    if (hit) return { live: hit.live, features: hit.features }
-
-    const customer = await this.find()
-    if (!customer) return { live: false, features: {} }
-    cache.rememberCustomer(identity, customer.id)
-    const { live, features } = await this.#manager.entitlements.values(customer)
-    return { live, features }
+    const values = await this.#manager.entitlements.values({ billableType: type, billableId: id })
+    return values ? { live: values.live, features: values.features } : { live: false, features: {} }
   }
 
   /**
@@ -199,7 +190,7 @@ export class CustomerScope {
     if (!Number.isSafeInteger(quantity) || quantity <= 0) throw new InvalidArgumentException('Quantity must be a positive integer')
     await this.assert(feature)
     const customer = await this.customer()
-    const values = await this.#manager.entitlements.values(customer)
+    const values = (await this.#manager.entitlements.values({ customerId: customer.id }))!
     const value = values.features[feature]
     const limit = value === 'unlimited' ? null : typeof value === 'number' ? value : 0
     const now = DateTime.utc()

@@ -9,9 +9,8 @@
 
 import { DateTime } from 'luxon'
 import type Customer from '../models/customer.ts'
-import Subscription from '../models/subscription.ts'
 import type { BillingManager } from '../billing_manager.ts'
-import { activeGrants } from './grants.ts'
+import { loadEntitlementRows, type EntitlementSubscription } from './entitlement_rows.ts'
 import { applyGrants, combinePlanFeatures, subscriptionGrants } from './plan_entitlements.ts'
 import type { CachedEntitlements } from './entitlement_cache.ts'
 import { meterTotal } from '../usage/record_usage.ts'
@@ -42,17 +41,25 @@ export class EntitlementResolver {
   }
 
   /**
-   * Feature values from plans and grants, cached.
+   * Feature values from plans and grants for a customer (by id, or by billable identity), cached.
+   * A miss costs one query (`loadEntitlementRows`). Null when the customer does not exist.
    */
-  async values(customer: Customer, now = DateTime.utc()): Promise<CachedEntitlements & { subscriptions: Subscription[] }> {
+  async values(
+    by: { customerId: number } | { billableType: string; billableId: string },
+    now = DateTime.utc()
+  ): Promise<(CachedEntitlements & { customerId: number; subscriptions: EntitlementSubscription[] }) | null> {
     const { config } = this.#manager
-    const cached = this.#manager.entitlementCache.get(customer.id, now.toMillis()) as (CachedEntitlements & { subscriptions: Subscription[] }) | null
-    if (cached) return cached
-    const [subscriptions, grants] = await Promise.all([
-      Subscription.query({ client: this.#manager.db() }).where('customer_id', customer.id),
-      activeGrants(this.#manager, customer.id, now),
-    ])
-    const granting = subscriptions.filter((subscription) => subscriptionGrants(subscription, config, now))
+    const cache = this.#manager.entitlementCache
+    const identity = 'customerId' in by ? null : `${by.billableType}:${by.billableId}`
+    const knownId = 'customerId' in by ? by.customerId : cache.customerIdFor(identity!)
+    const cached = knownId === undefined ? null : cache.get(knownId, now.toMillis())
+    if (cached) return cached as CachedEntitlements & { customerId: number; subscriptions: EntitlementSubscription[] }
+
+    const rows = await loadEntitlementRows(this.#manager.db(), by)
+    if (!rows) return null
+    if (identity) cache.rememberCustomer(identity, rows.customerId)
+    const grants = rows.grants.filter((grant) => grant.startsAt <= now && (!grant.expiresAt || grant.expiresAt > now))
+    const granting = rows.subscriptions.filter((subscription) => subscriptionGrants(subscription, config, now))
     const features = applyGrants(
       combinePlanFeatures(
         granting.map((subscription) => subscription.plan),
@@ -67,14 +74,20 @@ export class EntitlementResolver {
      * period runs out: never cache past the earliest of those.
      */
     const boundaries = [
-      ...grants.map((grant) => grant.expiresAt?.toMillis()),
-      ...subscriptions.map((subscription) => subscription.endsAt?.toMillis()),
-      ...subscriptions
-        .filter((subscription) => subscription.status === 'past_due' && subscription.pastDueSince)
-        .map((subscription) => subscription.pastDueSince!.plus({ days: config.policy.pastDueGraceDays }).toMillis()),
+      ...rows.grants.flatMap((grant) => [grant.startsAt.toMillis(), grant.expiresAt?.toMillis()]),
+      ...rows.subscriptions.map((subscription) => subscription.endsAt?.toMillis()),
+      ...rows.subscriptions
+        .filter((subscription) => subscription.status === 'past_due')
+        .map((subscription) => (subscription.pastDueSince ?? subscription.updatedAt).plus({ days: config.policy.pastDueGraceDays }).toMillis()),
     ].filter((value): value is number => typeof value === 'number' && value > now.toMillis())
-    const value = { live: granting.length > 0, features, validUntil: Math.min(Number.MAX_SAFE_INTEGER, ...boundaries), subscriptions: granting }
-    this.#manager.entitlementCache.set(customer.id, value, now.toMillis())
+    const value = {
+      customerId: rows.customerId,
+      live: granting.length > 0,
+      features,
+      validUntil: Math.min(Number.MAX_SAFE_INTEGER, ...boundaries),
+      subscriptions: granting,
+    }
+    cache.set(rows.customerId, value, now.toMillis())
     return value
   }
 
@@ -82,7 +95,7 @@ export class EntitlementResolver {
    * The current billing period of a customer for quotas: the period of a granting subscription, or
    * the calendar month (UTC).
    */
-  period(subscriptions: Subscription[], now = DateTime.utc()) {
+  period(subscriptions: EntitlementSubscription[], now = DateTime.utc()) {
     const current = subscriptions.find((subscription) => subscription.currentPeriodStart && subscription.currentPeriodEnd && subscription.currentPeriodEnd > now)
     if (current) return { from: current.currentPeriodStart!, to: current.currentPeriodEnd! }
     return { from: now.startOf('month'), to: now.startOf('month').plus({ months: 1 }) }
@@ -93,7 +106,7 @@ export class EntitlementResolver {
    */
   async resolve(customer: Customer, billable: unknown = null, now = DateTime.utc()): Promise<EntitlementsSnapshot> {
     const { config } = this.#manager
-    const values = await this.values(customer, now)
+    const values = (await this.values({ customerId: customer.id }, now))!
     const features: Record<string, Entitlement> = {}
     for (const [key, definition] of Object.entries(config.features)) {
       const value = values.features[key]

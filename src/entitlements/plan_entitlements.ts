@@ -16,7 +16,11 @@ import type { FeatureValue, ResolvedBillingConfig } from '../types.ts'
  * `active` and `trialing` do; `past_due` does during the grace period; `incomplete`, `unpaid` and
  * `paused` do only when the policy says `plan`; ended ones never do.
  */
-export function subscriptionGrants(subscription: Subscription, config: ResolvedBillingConfig, now = DateTime.utc()) {
+export function subscriptionGrants(
+  subscription: Pick<Subscription, 'status' | 'endsAt' | 'pastDueSince' | 'updatedAt'>,
+  config: ResolvedBillingConfig,
+  now = DateTime.utc()
+) {
   if (subscription.endsAt && subscription.endsAt <= now) return false
   switch (subscription.status) {
     case 'active':

@@ -1,0 +1,111 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import type { DateTime } from 'luxon'
+import type { QueryClientContract } from '@adonisjs/lucid/types/database'
+import { fromDbDateTime } from '../models/columns.ts'
+import type { SubscriptionStatus } from '../models/subscription.ts'
+import type { FeatureValue } from '../types.ts'
+
+/**
+ * The subscription fields entitlements depend on.
+ */
+export interface EntitlementSubscription {
+  plan: string
+  status: SubscriptionStatus
+  endsAt: DateTime | null
+  pastDueSince: DateTime | null
+  updatedAt: DateTime
+  currentPeriodStart: DateTime | null
+  currentPeriodEnd: DateTime | null
+}
+
+/**
+ * The grant fields entitlements depend on.
+ */
+export interface EntitlementGrantRow {
+  feature: string
+  value: FeatureValue
+  startsAt: DateTime
+  expiresAt: DateTime | null
+}
+
+/**
+ * A subscription row whose timestamps are parsed only when read: a check reads `endsAt` and, for
+ * past_due subscriptions, the grace fields; the period only matters for quotas.
+ */
+function toSubscription(row: any): EntitlementSubscription {
+  const lazy = (value: unknown) => {
+    let parsed: DateTime | null | undefined
+    return () => (parsed === undefined ? (parsed = fromDbDateTime(value)) : parsed)
+  }
+  const endsAt = lazy(row.t1)
+  const pastDueSince = lazy(row.t2)
+  const updatedAt = lazy(row.t3)
+  const start = lazy(row.t4)
+  const end = lazy(row.t5)
+  return {
+    plan: row.a,
+    status: row.b,
+    get endsAt() {
+      return endsAt()
+    },
+    get pastDueSince() {
+      return pastDueSince()
+    },
+    get updatedAt() {
+      return updatedAt()!
+    },
+    get currentPeriodStart() {
+      return start()
+    },
+    get currentPeriodEnd() {
+      return end()
+    },
+  }
+}
+
+function parseValue(text: unknown): FeatureValue {
+  if (typeof text !== 'string') return text as FeatureValue
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text as FeatureValue
+  }
+}
+
+/**
+ * Everything entitlements need for one customer — found by id or by billable identity — in ONE
+ * round trip (`UNION ALL` of the customer, its subscriptions and its unrevoked grants), so a
+ * cold-cache check costs about what one primary-key select does.
+ */
+export async function loadEntitlementRows(
+  client: QueryClientContract,
+  by: { customerId: number } | { billableType: string; billableId: string }
+): Promise<{ customerId: number; subscriptions: EntitlementSubscription[]; grants: EntitlementGrantRow[] } | null> {
+  const match = 'customerId' in by ? 'c.id = ?' : 'c.billable_type = ? and c.billable_id = ?'
+  const bindings = 'customerId' in by ? [by.customerId] : [by.billableType, by.billableId]
+  const sql =
+    `select 'c' as kind, c.id as customer_id, null as a, null as b, null as t1, null as t2, null as t3, null as t4, null as t5 from billing_customers c where ${match} ` +
+    `union all select 's', c.id, s.plan, s.status, s.ends_at, s.past_due_since, s.updated_at, s.current_period_start, s.current_period_end ` +
+    `from billing_customers c join billing_subscriptions s on s.customer_id = c.id where ${match} ` +
+    `union all select 'g', c.id, g.feature, cast(g.value as text), g.starts_at, g.expires_at, null, null, null ` +
+    `from billing_customers c join billing_entitlement_grants g on g.customer_id = c.id where ${match} and g.revoked_at is null`
+  const result = await client.rawQuery(sql, [...bindings, ...bindings, ...bindings])
+  const rows: any[] = Array.isArray(result) ? result : (result.rows ?? [])
+  const customer = rows.find((row) => row.kind === 'c')
+  if (!customer) return null
+  return {
+    customerId: Number(customer.customer_id),
+    subscriptions: rows.filter((row) => row.kind === 's').map(toSubscription),
+    grants: rows
+      .filter((row) => row.kind === 'g')
+      .map((row) => ({ feature: row.a, value: parseValue(row.b), startsAt: fromDbDateTime(row.t1)!, expiresAt: fromDbDateTime(row.t2) })),
+  }
+}
