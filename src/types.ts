@@ -148,6 +148,11 @@ export interface BillingConfigInput {
    */
   webhooks?: { tolerance?: number; maxBodyBytes?: number; refetch?: boolean }
   routes?: { prefix?: string }
+  /**
+   * `source: 'stripe'` takes boolean features from Stripe Entitlements (the customer's active
+   * entitlement lookup keys) instead of the catalog; limits and quotas still come from the catalog.
+   */
+  entitlements?: { source?: 'catalog' | 'stripe' }
 }
 
 /**
@@ -192,6 +197,7 @@ export interface ResolvedBillingConfig {
   tax: { automatic: boolean; collectTaxIds: boolean; collectAddress: 'auto' | 'required' }
   webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean }
   routes: { prefix: string }
+  entitlements: { source: 'catalog' | 'stripe' }
 }
 
 /**

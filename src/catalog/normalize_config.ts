@@ -349,7 +349,7 @@ function normalizeStripe(input: unknown): ResolvedBillingConfig['stripe'] {
  */
 export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfig {
   const config = record(input, 'config')
-  checkKeys(config, 'config', ['connection', 'currency', 'stripe', 'features', 'meters', 'plans', 'policy', 'tax', 'webhooks', 'routes'])
+  checkKeys(config, 'config', ['connection', 'currency', 'stripe', 'features', 'meters', 'plans', 'policy', 'tax', 'webhooks', 'routes', 'entitlements'])
   const defaultCurrency = currency(config.currency, 'currency', 'usd')
   const meters = normalizeMeters(config.meters)
   const features = normalizeFeatures(config.features, meters)
@@ -395,6 +395,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
       refetch: webhooks.refetch === undefined ? false : webhooks.refetch === true ? true : webhooks.refetch === false ? false : fail('webhooks.refetch', 'must be a boolean'),
     },
     routes: { prefix: (routes.prefix ?? '/billing').replace(/\/+$/, '') || '/billing' },
+    entitlements: { source: oneOf(record(config.entitlements, 'entitlements').source, 'entitlements.source', ['catalog', 'stripe'], 'catalog' as const) },
   }
 }
 

@@ -60,14 +60,19 @@ export class EntitlementResolver {
     if (identity) cache.rememberCustomer(identity, rows.customerId)
     const grants = rows.grants.filter((grant) => grant.startsAt <= now && (!grant.expiresAt || grant.expiresAt > now))
     const granting = rows.subscriptions.filter((subscription) => subscriptionGrants(subscription, config, now))
-    const features = applyGrants(
-      combinePlanFeatures(
-        granting.map((subscription) => subscription.plan),
-        config
-      ),
-      grants,
+    const fromPlans = combinePlanFeatures(
+      granting.map((subscription) => subscription.plan),
       config
     )
+    let live = granting.length > 0
+    if (config.entitlements.source === 'stripe') {
+      const active = new Set(rows.stripeEntitlements ?? (await this.#fetchStripeEntitlements(rows.customerId, rows.stripeCustomerId)))
+      for (const [key, definition] of Object.entries(config.features)) {
+        if (definition.type === 'boolean') fromPlans[key] = active.has(key)
+      }
+      live = live || active.size > 0
+    }
+    const features = applyGrants(fromPlans, grants, config)
 
     /**
      * The answer changes by itself when a grant starts or ends, a subscription ends or a grace
@@ -82,13 +87,35 @@ export class EntitlementResolver {
     ].filter((value): value is number => typeof value === 'number' && value > now.toMillis())
     const value = {
       customerId: rows.customerId,
-      live: granting.length > 0,
+      live,
       features,
       validUntil: Math.min(Number.MAX_SAFE_INTEGER, ...boundaries),
       subscriptions: granting,
     }
     cache.set(rows.customerId, value, now.toMillis())
     return value
+  }
+
+  /**
+   * Stripe Entitlements mode, on a miss (no summary webhook stored yet): the list API, stored on the
+   * customer (a cache fill, not a change: no version bump).
+   */
+  async #fetchStripeEntitlements(customerId: number, stripeCustomerId: string | null): Promise<string[]> {
+    if (!stripeCustomerId) return []
+    const keys = await this.#manager.stripe.call(async (stripe) => {
+      const found: string[] = []
+      for await (const entitlement of stripe.entitlements.activeEntitlements.list({ customer: stripeCustomerId, limit: 100 })) {
+        found.push(entitlement.lookup_key)
+      }
+      return found.sort()
+    })
+    await this.#manager
+      .db()
+      .from('billing_customers')
+      .where('id', customerId)
+      .whereNull('stripe_entitlements')
+      .update({ stripe_entitlements: JSON.stringify(keys) })
+    return keys
   }
 
   /**

@@ -88,11 +88,17 @@ function parseValue(text: unknown): FeatureValue {
 export async function loadEntitlementRows(
   client: QueryClientContract,
   by: { customerId: number } | { billableType: string; billableId: string }
-): Promise<{ customerId: number; subscriptions: EntitlementSubscription[]; grants: EntitlementGrantRow[] } | null> {
+): Promise<{
+  customerId: number
+  stripeCustomerId: string | null
+  stripeEntitlements: string[] | null
+  subscriptions: EntitlementSubscription[]
+  grants: EntitlementGrantRow[]
+} | null> {
   const match = 'customerId' in by ? 'c.id = ?' : 'c.billable_type = ? and c.billable_id = ?'
   const bindings = 'customerId' in by ? [by.customerId] : [by.billableType, by.billableId]
   const sql =
-    `select 'c' as kind, c.id as customer_id, null as a, null as b, null as t1, null as t2, null as t3, null as t4, null as t5 from billing_customers c where ${match} ` +
+    `select 'c' as kind, c.id as customer_id, c.stripe_customer_id as a, cast(c.stripe_entitlements as text) as b, null as t1, null as t2, null as t3, null as t4, null as t5 from billing_customers c where ${match} ` +
     `union all select 's', c.id, s.plan, s.status, s.ends_at, s.past_due_since, s.updated_at, s.current_period_start, s.current_period_end ` +
     `from billing_customers c join billing_subscriptions s on s.customer_id = c.id where ${match} ` +
     `union all select 'g', c.id, g.feature, cast(g.value as text), g.starts_at, g.expires_at, null, null, null ` +
@@ -103,6 +109,8 @@ export async function loadEntitlementRows(
   if (!customer) return null
   return {
     customerId: Number(customer.customer_id),
+    stripeCustomerId: customer.a ?? null,
+    stripeEntitlements: customer.b === null || customer.b === undefined ? null : (parseValue(customer.b) as unknown as string[]),
     subscriptions: rows.filter((row) => row.kind === 's').map(toSubscription),
     grants: rows
       .filter((row) => row.kind === 'g')
