@@ -44,3 +44,28 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+test.group('bouncer ability', () => {
+  test('entitledAbility allows with the plan, denies 402 without a subscription and 403 outside the plan', async ({ assert }) => {
+    const { setupApp } = await import('./helpers.ts')
+    const { default: Subscription } = await import('../src/models/subscription.ts')
+    const { Bouncer } = await import('@adonisjs/bouncer')
+    const { entitledAbility } = await import('../src/entitlements/bouncer_ability.ts')
+    const { billing } = await setupApp('sqlite')
+    const useSso = entitledAbility('sso')
+
+    const pro = await User.create({ email: 'b1@example.com', name: null })
+    await Subscription.create({ customerId: (await billing.for(pro).customer()).id, name: 'default', plan: 'pro', status: 'active', cancelAtPeriodEnd: false })
+    const seatsOnly = await User.create({ email: 'b2@example.com', name: null })
+    await Subscription.create({ customerId: (await billing.for(seatsOnly).customer()).id, name: 'default', plan: 'extra_seats', status: 'active', cancelAtPeriodEnd: false })
+    const nobody = await User.create({ email: 'b3@example.com', name: null })
+
+    assert.isTrue(await new Bouncer(pro).allows(useSso))
+    const notIncluded = await new Bouncer(seatsOnly).authorize(useSso).catch((error) => error)
+    assert.equal(notIncluded.response.status, 403)
+    const noPlan = await new Bouncer(nobody).authorize(useSso).catch((error) => error)
+    assert.equal(noPlan.response.status, 402)
+    assert.include(noPlan.response.message, 'needs a subscription')
+    assert.isFalse(await new Bouncer(nobody).allows(useSso))
+  })
+})
