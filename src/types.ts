@@ -152,7 +152,14 @@ export interface BillingConfigInput {
    * `source: 'stripe'` takes boolean features from Stripe Entitlements (the customer's active
    * entitlement lookup keys) instead of the catalog; limits and quotas still come from the catalog.
    */
-  entitlements?: { source?: 'catalog' | 'stripe' }
+  entitlements?: {
+    source?: 'catalog' | 'stripe'
+    /**
+     * Where to redirect browsers (requests preferring HTML) denied by the `entitled` middleware,
+     * e.g. `/billing/upgrade`; `?feature=&code=` are appended. JSON clients always get problem+json.
+     */
+    redirectTo?: string
+  }
 }
 
 /**
@@ -197,7 +204,7 @@ export interface ResolvedBillingConfig {
   tax: { automatic: boolean; collectTaxIds: boolean; collectAddress: 'auto' | 'required' }
   webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean }
   routes: { prefix: string }
-  entitlements: { source: 'catalog' | 'stripe' }
+  entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null }
 }
 
 /**

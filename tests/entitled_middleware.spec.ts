@@ -50,6 +50,21 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await allowed.json(), { reports: true })
     })
 
+    test('browsers are redirected to the configured upgrade page; APIs get problem+json', async ({ assert }) => {
+      const { testCatalog } = await import('./fixtures/catalog.ts')
+      const { app } = await setupApp(dialect, { billing: testCatalog({ entitlements: { redirectTo: '/billing/upgrade' } }) })
+      const { url } = await serve(app, (router) => {
+        const middleware = router.named({ entitled: () => import('../src/middleware/entitled_middleware.ts') })
+        router.get('/reports', async () => ({ reports: true })).use([headerAuth, middleware.entitled({ feature: 'sso' })])
+      })
+      const user = await User.create({ email: 'browser@example.com', name: null })
+      const browser = await fetch(`${url}/reports`, { redirect: 'manual', headers: { accept: 'text/html,application/xhtml+xml', 'x-test-user': String(user.id) } })
+      assert.equal(browser.status, 302)
+      assert.equal(browser.headers.get('location'), '/billing/upgrade?feature=sso&code=E_BILLING_PAYMENT_REQUIRED')
+      const api = await fetch(`${url}/reports`, { redirect: 'manual', headers: { accept: 'application/json', 'x-test-user': String(user.id) } })
+      assert.equal(api.status, 402)
+    })
+
     test('status policy: past_due within grace, incomplete, canceled and ended subscriptions', async ({ assert }) => {
       const { billing } = await setupApp(dialect)
       const cases: Array<[SubscriptionStatus, Partial<Subscription>, 'granted' | 'no_plan']> = [

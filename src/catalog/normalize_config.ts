@@ -343,6 +343,16 @@ function normalizeStripe(input: unknown): ResolvedBillingConfig['stripe'] {
   }
 }
 
+function normalizeEntitlements(input: unknown): ResolvedBillingConfig['entitlements'] {
+  const entitlements = record(input, 'entitlements')
+  checkKeys(entitlements, 'entitlements', ['source', 'redirectTo'])
+  const redirectTo = entitlements.redirectTo ?? null
+  if (redirectTo !== null && (typeof redirectTo !== 'string' || !redirectTo.startsWith('/'))) {
+    fail('entitlements.redirectTo', 'must be a path starting with "/"')
+  }
+  return { source: oneOf(entitlements.source, 'entitlements.source', ['catalog', 'stripe'], 'catalog' as const), redirectTo }
+}
+
 /**
  * Validates `config/billing.ts` and fills in defaults. Every problem raises `E_BILLING_INVALID_CONFIG`
  * with the dotted key at fault, so a broken catalog fails boot with a message that points at the line.
@@ -395,7 +405,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
       refetch: webhooks.refetch === undefined ? false : webhooks.refetch === true ? true : webhooks.refetch === false ? false : fail('webhooks.refetch', 'must be a boolean'),
     },
     routes: { prefix: (routes.prefix ?? '/billing').replace(/\/+$/, '') || '/billing' },
-    entitlements: { source: oneOf(record(config.entitlements, 'entitlements').source, 'entitlements.source', ['catalog', 'stripe'], 'catalog' as const) },
+    entitlements: normalizeEntitlements(config.entitlements),
   }
 }
 

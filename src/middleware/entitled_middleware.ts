@@ -9,7 +9,7 @@
 
 import type { HttpContext } from '@adonisjs/core/http'
 import type { NextFn } from '@adonisjs/core/types/http'
-import { FeatureNotIncludedException, InvalidConfigException, PaymentRequiredException, UnauthenticatedException } from '../errors.ts'
+import { FeatureNotIncludedException, InvalidConfigException, PaymentRequiredException, QuotaExceededException, UnauthenticatedException } from '../errors.ts'
 
 /**
  * Options of `middleware.entitled()`: one feature (optionally consuming quota), or any of several.
@@ -30,6 +30,24 @@ export type EntitledOptions = { feature: string; consume?: number } | { anyOf: s
  */
 export default class EntitledMiddleware {
   async handle(ctx: HttpContext, next: NextFn, options: EntitledOptions) {
+    try {
+      return await this.#gate(ctx, next, options)
+    } catch (error: any) {
+      /**
+       * Browsers are sent to the upgrade page when one is configured; APIs get problem+json
+       */
+      const billing = await ctx.containerResolver.make('billing.manager')
+      const redirectTo = billing.config.entitlements.redirectTo
+      const denial = error instanceof PaymentRequiredException || error instanceof FeatureNotIncludedException || error instanceof QuotaExceededException
+      if (denial && redirectTo && ctx.request.accepts(['json', 'html']) === 'html') {
+        const feature = 'feature' in options ? options.feature : options.anyOf.join(',')
+        return ctx.response.redirect(`${redirectTo}?${new URLSearchParams({ feature, code: String(error.code) })}`)
+      }
+      throw error
+    }
+  }
+
+  async #gate(ctx: HttpContext, next: NextFn, options: EntitledOptions) {
     const billing = await ctx.containerResolver.make('billing.manager')
     const features = options && 'anyOf' in options ? options.anyOf : [options?.feature]
     if (!features.length || features.some((feature) => typeof feature !== 'string' || !(feature in billing.config.features))) {
