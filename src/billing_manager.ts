@@ -16,6 +16,7 @@ import { CatalogSync } from './catalog/catalog_sync.ts'
 import { PriceResolver } from './catalog/price_resolver.ts'
 import { EntitlementCache } from './entitlements/entitlement_cache.ts'
 import { EntitlementResolver } from './entitlements/entitlement_resolver.ts'
+import { UsageRecorder } from './usage/usage_recorder.ts'
 import { StripeGateway } from './stripe/stripe_gateway.ts'
 import { WebhookProcessor } from './webhooks/webhook_processor.ts'
 import { webhookStatus } from './webhooks/webhook_status.ts'
@@ -56,6 +57,10 @@ export class BillingManager {
    */
   readonly entitlements: EntitlementResolver
   /**
+   * Usage recording (`billing.usage.recordMany([...])`).
+   */
+  readonly usage: UsageRecorder
+  /**
    * Host callbacks counting what a limit feature uses (seats = team members), by feature.
    */
   readonly usageCounters = new Map<string, (context: { customer: import('./models/customer.ts').default; billable: unknown }) => Promise<number> | number>()
@@ -72,6 +77,7 @@ export class BillingManager {
     this.webhooks = new WebhookProcessor(this)
     this.entitlementCache = new EntitlementCache(config.policy.cacheTtlSeconds)
     this.entitlements = new EntitlementResolver(this)
+    this.usage = new UsageRecorder(this)
     this.audit = new AuditTrail(app, () => this.db(), emitter)
 
     /**

@@ -397,4 +397,24 @@ export class CustomerScope {
       stripe.customers.createBalanceTransaction(id, params, key('customer.balance_adjusted', params))
     )
   }
+
+  /**
+   * Usage of one meter for this customer.
+   *
+   * @example
+   * await billing.for(user).usage('api_calls').record(1, { idempotencyKey: ctx.request.id()! })
+   */
+  usage(meter: string) {
+    return {
+      record: async (quantity: number | string, options: { idempotencyKey: string; at?: DateTime | string; properties?: Record<string, unknown> }) => {
+        const customer = await this.customer()
+        const [result] = await this.#manager.usage.recordMany([{ customerId: customer.id, meter, quantity, ...options }])
+        return result.status
+      },
+      total: async (from: DateTime, to: DateTime) => {
+        const customer = await this.find()
+        return customer ? meterTotal(this.#manager.db(), customer.id, meter, from, to) : 0
+      },
+    }
+  }
 }

@@ -17,7 +17,7 @@ import { toDbDateTime } from '../models/columns.ts'
  */
 export async function recordUsageEvent(
   trx: TransactionClientContract,
-  input: { customerId: number; meter: string; quantity: number; idempotencyKey: string; occurredAt: DateTime; properties?: Record<string, unknown> | null }
+  input: { customerId: number; meter: string; quantity: number | string; idempotencyKey: string; occurredAt: DateTime; properties?: Record<string, unknown> | null }
 ): Promise<boolean> {
   const now = toDbDateTime(DateTime.utc())
   const inserted = await trx
@@ -42,7 +42,13 @@ export async function recordUsageEvent(
   await trx.rawQuery(
     `insert into billing_usage_rollups (customer_id, meter, bucket, sum, count, max, last, last_at, updated_at) values (?, ?, ?, ?, 1, ?, ?, ?, ?) ` +
       `on conflict (customer_id, meter, bucket) do update set sum = billing_usage_rollups.sum + excluded.sum, count = billing_usage_rollups.count + 1, ` +
-      `max = ${greatest}(coalesce(billing_usage_rollups.max, excluded.max), excluded.max), last = excluded.last, last_at = excluded.last_at, updated_at = excluded.updated_at`,
+      `max = ${greatest}(coalesce(billing_usage_rollups.max, excluded.max), excluded.max), ` +
+      /**
+       * `last` follows the latest occurrence, not the latest arrival (late events do not overwrite it)
+       */
+      `last = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last else billing_usage_rollups.last end, ` +
+      `last_at = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last_at else billing_usage_rollups.last_at end, ` +
+      `updated_at = excluded.updated_at`,
     [input.customerId, input.meter, bucket, String(input.quantity), String(input.quantity), String(input.quantity), toDbDateTime(input.occurredAt), now]
   )
   return true

@@ -1,0 +1,135 @@
+/*
+ * adonis-billing
+ *
+ * (c) adonis-billing contributors
+ *
+ * For the full copyright and license information, please view the LICENSE
+ * file that was distributed with this source code.
+ */
+
+import { DateTime } from 'luxon'
+import Customer from '../models/customer.ts'
+import { BillingException } from '../errors.ts'
+import type { BillingManager } from '../billing_manager.ts'
+import { recordUsageEvent } from './record_usage.ts'
+
+/**
+ * One usage record to store.
+ */
+export interface UsageRecordInput {
+  /** Local customer id (`billing_customers.id`) */
+  customerId: number
+  meter: string
+  /** A non-negative number or decimal string (`'0.5'`) */
+  quantity: number | string
+  /** Required: a repeat with the same key is acknowledged as a duplicate, not counted */
+  idempotencyKey: string
+  /** When the usage happened (default now); within `usage.maxAgeDays` back and `usage.maxFutureSeconds` ahead */
+  at?: DateTime | string
+  properties?: Record<string, unknown>
+}
+
+/**
+ * What happened to each record, in input order.
+ */
+export type UsageRecordResult = { index: number; status: 'recorded' | 'duplicate' }
+
+/**
+ * A batch had invalid records: nothing was stored. `errors` names each item and field.
+ */
+export class UsageValidationException extends BillingException {
+  static status = 422
+  static code = 'E_BILLING_INVALID_USAGE'
+  errors: Array<{ index: number; field: string; message: string }> = []
+}
+
+const DECIMAL = /^\d{1,18}(\.\d{1,12})?$/
+const MAX_AGE_DAYS = 35
+const MAX_FUTURE_SECONDS = 300
+const MAX_PROPERTIES_BYTES = 4096
+const MAX_KEY_LENGTH = 255
+
+/**
+ * Validates and stores usage records: all of a batch or nothing, in one transaction, each event
+ * folded into its hourly rollup; duplicates (same customer, meter and idempotency key, in the batch or
+ * before it) are acknowledged and not counted.
+ */
+export class UsageRecorder {
+  #manager: BillingManager
+
+  constructor(manager: BillingManager) {
+    this.#manager = manager
+  }
+
+  #validate(records: UsageRecordInput[], knownCustomers: Set<number>, now: DateTime) {
+    const errors: UsageValidationException['errors'] = []
+    const items = records.map((record, index) => {
+      const fail = (field: string, message: string) => errors.push({ index, field, message })
+      if (!record || typeof record !== 'object') {
+        fail('record', 'must be an object')
+        return null
+      }
+      if (!Number.isSafeInteger(record.customerId) || !knownCustomers.has(record.customerId)) fail('customerId', 'unknown customer')
+      if (typeof record.meter !== 'string' || !(record.meter in this.#manager.config.meters)) fail('meter', `unknown meter ${JSON.stringify(record.meter)}`)
+      const quantity = typeof record.quantity === 'number' ? (Number.isFinite(record.quantity) ? String(record.quantity) : 'NaN') : record.quantity
+      if (typeof quantity !== 'string' || quantity.startsWith('-')) fail('quantity', 'must not be negative')
+      else if (!DECIMAL.test(quantity)) fail('quantity', 'must be a number or a decimal string')
+      if (typeof record.idempotencyKey !== 'string' || record.idempotencyKey.length === 0) fail('idempotencyKey', 'is required')
+      else if (record.idempotencyKey.length > MAX_KEY_LENGTH) fail('idempotencyKey', `must be at most ${MAX_KEY_LENGTH} characters`)
+      const at = record.at === undefined ? now : typeof record.at === 'string' ? DateTime.fromISO(record.at, { zone: 'utc' }) : record.at
+      if (!DateTime.isDateTime(at) || !at.isValid) fail('at', 'must be an ISO-8601 timestamp')
+      else if (at < now.minus({ days: MAX_AGE_DAYS })) fail('at', `is more than ${MAX_AGE_DAYS} days in the past`)
+      else if (at > now.plus({ seconds: MAX_FUTURE_SECONDS })) fail('at', `is more than ${MAX_FUTURE_SECONDS} seconds in the future`)
+      if (record.properties !== undefined) {
+        if (!record.properties || typeof record.properties !== 'object' || Array.isArray(record.properties)) fail('properties', 'must be an object')
+        else if (Buffer.byteLength(JSON.stringify(record.properties)) > MAX_PROPERTIES_BYTES) fail('properties', `must be at most ${MAX_PROPERTIES_BYTES} bytes of JSON`)
+      }
+      return { ...record, quantity: quantity as string, at: at as DateTime }
+    })
+    if (errors.length) {
+      const error = new UsageValidationException(`${errors.length} invalid usage record field(s); nothing was stored`)
+      error.errors = errors
+      error.details = { errors }
+      throw error
+    }
+    return items as Array<UsageRecordInput & { quantity: string; at: DateTime }>
+  }
+
+  /**
+   * Stores a batch (all or nothing) and says, per record, whether it was recorded or a duplicate.
+   */
+  async recordMany(records: UsageRecordInput[]): Promise<UsageRecordResult[]> {
+    if (!Array.isArray(records)) throw new UsageValidationException('Usage records must be an array')
+    if (records.length === 0) return []
+    const now = DateTime.utc()
+    const ids = [...new Set(records.map((record) => record?.customerId).filter((id) => Number.isSafeInteger(id)))]
+    const known = new Set<number>(
+      ids.length ? (await this.#manager.db().from(Customer.table).whereIn('id', ids).select('id')).map((row: { id: number }) => Number(row.id)) : []
+    )
+    const items = this.#validate(records, known, now)
+    /**
+     * Insert in key order, so concurrent batches take the unique-index and rollup locks in the same
+     * order and cannot deadlock each other
+     */
+    const order = items
+      .map((item, index) => ({ item, index }))
+      .sort((a, b) =>
+        a.item.customerId - b.item.customerId || a.item.meter.localeCompare(b.item.meter) || (a.item.idempotencyKey < b.item.idempotencyKey ? -1 : a.item.idempotencyKey > b.item.idempotencyKey ? 1 : 0)
+      )
+    return this.#manager.db().transaction(async (trx) => {
+      const results: UsageRecordResult[] = new Array(items.length)
+      for (const { item, index } of order) {
+        const recorded = await recordUsageEvent(trx, {
+          customerId: item.customerId,
+          meter: item.meter,
+          quantity: item.quantity,
+          idempotencyKey: item.idempotencyKey,
+          occurredAt: item.at,
+          properties: item.properties ?? null,
+        })
+        results[index] = { index, status: recorded ? 'recorded' : 'duplicate' }
+      }
+      return results
+    })
+  }
+}
