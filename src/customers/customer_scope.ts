@@ -25,6 +25,7 @@ import { billableIdentity, type BillableRow } from '../mixins/billable.ts'
 import { FeatureNotIncludedException, InvalidArgumentException, NotBillableException, PaymentRequiredException, QuotaExceededException } from '../errors.ts'
 import { randomUUID } from 'node:crypto'
 import { meterTotal, recordUsageEvent } from '../usage/record_usage.ts'
+import { priceUsage } from '../usage/usage_pricing.ts'
 import type { EntitlementsSnapshot } from '../entitlements/entitlement_resolver.ts'
 import type { BillingManager } from '../billing_manager.ts'
 import debug from '../debug.ts'
@@ -414,6 +415,21 @@ export class CustomerScope {
       total: async (from: DateTime, to: DateTime) => {
         const customer = await this.find()
         return customer ? meterTotal(this.#manager.db(), customer.id, meter, from, to) : 0
+      },
+      /**
+       * The charge so far this billing period under the customer's plan (minor units, rounded half up
+       * once), with the tier breakdown; null without a live plan pricing this meter.
+       */
+      preview: async () => {
+        const customer = await this.find()
+        if (!customer) return null
+        const values = (await this.#manager.entitlements.values({ customerId: customer.id }))!
+        const subscription = values.subscriptions.find((candidate) => this.#manager.config.plans[candidate.plan]?.usagePrices.some((price) => price.meter === meter))
+        if (!subscription) return null
+        const price = this.#manager.config.plans[subscription.plan].usagePrices.find((candidate) => candidate.meter === meter)!
+        const period = this.#manager.entitlements.period([subscription])
+        const quantity = await meterTotal(this.#manager.db(), customer.id, meter, period.from, period.to)
+        return { plan: subscription.plan, periodStart: period.from.toUTC().toISO(), periodEnd: period.to.toUTC().toISO(), ...priceUsage(price, String(quantity)) }
       },
     }
   }
