@@ -125,13 +125,15 @@ export class BillingManager {
   /**
    * Registers the package routes on the host router, named `billing.*`, under `routes.prefix`
    * (default `/billing`): `POST /webhooks/stripe`, `GET /webhooks/health` and
-   * `GET /v1/me/entitlements`. Pass callbacks to add middleware: `admin` for the health route, `me` for
-   * the user-facing route (your auth guard). The webhook route must stay public: Stripe signs it.
+   * `GET /v1/me/entitlements`, `GET /v1/me/usage` and, when `usage` is given, `POST /v1/usage`. Pass
+   * callbacks to add middleware: `admin` for the health route, `me` for the user-facing routes (your
+   * auth guard), `usage` for the service-to-service usage endpoint (e.g. an access-token guard). The
+   * webhook route must stay public: Stripe signs it.
    *
    * @example
    * billing.registerRoutes({ admin: (route) => route.use(middleware.auth()) })
    */
-  async registerRoutes(options: { admin?: (route: any) => void; me?: (route: any) => void } = {}) {
+  async registerRoutes(options: { admin?: (route: any) => void; me?: (route: any) => void; usage?: (route: any) => void } = {}) {
     const router = await this.app.container.make('router')
     const { handleStripeWebhook, myEntitlements, webhookHealth } = await import('./webhooks/webhook_controller.ts')
     const prefix = this.config.routes.prefix
@@ -140,6 +142,13 @@ export class BillingManager {
     options.admin?.(health)
     const me = router.get(`${prefix}/v1/me/entitlements`, myEntitlements).as('billing.me.entitlements')
     options.me?.(me)
+    const { myUsage, recordUsage } = await import('./usage/usage_controller.ts')
+    const meUsage = router.get(`${prefix}/v1/me/usage`, myUsage).as('billing.me.usage')
+    options.me?.(meUsage)
+    /**
+     * The service-to-service usage endpoint exists only behind the guard the host gives it
+     */
+    if (options.usage) options.usage(router.post(`${prefix}/v1/usage`, recordUsage).as('billing.usage.record'))
   }
 
   /**
