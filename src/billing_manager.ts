@@ -17,6 +17,7 @@ import { PriceResolver } from './catalog/price_resolver.ts'
 import { EntitlementCache } from './entitlements/entitlement_cache.ts'
 import { EntitlementResolver } from './entitlements/entitlement_resolver.ts'
 import { UsageRecorder } from './usage/usage_recorder.ts'
+import { UsageReporter } from './usage/usage_reporter.ts'
 import { StripeGateway } from './stripe/stripe_gateway.ts'
 import { WebhookProcessor } from './webhooks/webhook_processor.ts'
 import { webhookStatus } from './webhooks/webhook_status.ts'
@@ -61,6 +62,10 @@ export class BillingManager {
    */
   readonly usage: UsageRecorder
   /**
+   * Reports closed usage windows to Stripe Billing Meters (`billing:usage:report`).
+   */
+  readonly usageReporter: UsageReporter
+  /**
    * Host callbacks counting what a limit feature uses (seats = team members), by feature.
    */
   readonly usageCounters = new Map<string, (context: { customer: import('./models/customer.ts').default; billable: unknown }) => Promise<number> | number>()
@@ -78,6 +83,7 @@ export class BillingManager {
     this.entitlementCache = new EntitlementCache(config.policy.cacheTtlSeconds)
     this.entitlements = new EntitlementResolver(this)
     this.usage = new UsageRecorder(this)
+    this.usageReporter = new UsageReporter(this)
     this.audit = new AuditTrail(app, () => this.db(), emitter)
 
     /**

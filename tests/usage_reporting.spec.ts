@@ -1,0 +1,123 @@
+import { test } from '@japa/runner'
+import { DateTime } from 'luxon'
+import { DIALECTS, setupStripeApp } from './helpers.ts'
+import { User } from './fixtures/user.ts'
+import UsageReport from '../src/models/usage_report.ts'
+import BillingUsageReconcile from '../commands/billing_usage_reconcile.ts'
+
+async function reportingWorld(dialect: 'sqlite' | 'pg') {
+  const world = await setupStripeApp(dialect, { environment: 'console' })
+  const sync = world.billing.catalogSync()
+  await sync.apply(await sync.plan())
+  const user = await User.create({ email: 'r@example.com', name: null })
+  const stripeCustomerId = await world.billing.for(user).stripeCustomerId()
+  const customerId = (await world.billing.for(user).customer()).id
+  const hour = DateTime.utc().minus({ hours: 3 }).startOf('hour')
+  const record = (quantity: number, key: string, at: DateTime) =>
+    world.billing.usage.recordMany([{ customerId, meter: 'api_calls', quantity, idempotencyKey: key, at }])
+  /**
+   * Meter events Stripe accepted (it refuses a repeated identifier)
+   */
+  const stripeEvents = () => world.fake.requestsTo('POST', '/v1/billing/meter_events').filter((request) => request.status === 200).map((request) => request.body)
+  const sentEvents = () => world.fake.requestsTo('POST', '/v1/billing/meter_events').filter((request) => request.status === 200)
+  return { ...world, user, stripeCustomerId, customerId, hour, record, stripeEvents, sentEvents }
+}
+
+for (const dialect of DIALECTS) {
+  test.group(`usage reporting to Stripe Billing Meters [${dialect}]`, (group) => {
+    group.tap((t) => t.timeout(60_000))
+
+    test('closed windows are reported once with deterministic identifiers; late usage becomes a correction', async ({ assert }) => {
+      const w = await reportingWorld(dialect)
+      await w.record(5, 'a', w.hour.plus({ minutes: 10 }))
+      await w.record(7, 'b', w.hour.plus({ minutes: 40 }))
+      await w.record(1, 'c', w.hour.plus({ hours: 1, minutes: 1 }))
+      await w.record(100, 'open', DateTime.utc())
+
+      assert.equal(await w.billing.usageReporter.plan(), 2)
+      assert.equal(await w.billing.usageReporter.plan(), 0)
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 2, failed: 0 })
+      const bodies = w.sentEvents().map((request) => request.body)
+      assert.deepEqual(bodies[0], {
+        event_name: 'api_calls',
+        identifier: `adonis-billing:${w.customerId}:api_calls:${w.hour.toISO()}:0`,
+        timestamp: String(Math.floor(w.hour.toSeconds())),
+        payload: { stripe_customer_id: w.stripeCustomerId, value: '12' },
+      })
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 0, failed: 0 })
+
+      /**
+       * A late event in the first window: a correction for the difference only
+       */
+      await w.record(3, 'late', w.hour.plus({ minutes: 59 }))
+      assert.equal(await w.billing.usageReporter.plan(), 1)
+      await w.billing.usageReporter.send()
+      const correction = await UsageReport.query().orderBy('id', 'desc').firstOrFail()
+      assert.equal(correction.identifier, `${w.customerId}:api_calls:${w.hour.toISO()}:1`)
+      assert.equal(correction.quantity, '3')
+      assert.deepEqual(await w.billing.usageReporter.reconcile({ since: w.hour, until: w.hour.plus({ hours: 2 }) }), [])
+    })
+
+    test('a crash between sending and marking is harmless: the resend is recognised', async ({ assert }) => {
+      const w = await reportingWorld(dialect)
+      await w.record(4, 'a', w.hour)
+      await w.billing.usageReporter.plan()
+      await w.billing.usageReporter.send()
+      /**
+       * Simulate the crash: Stripe got it, our mark was lost
+       */
+      await w.billing.db().from('billing_usage_reports').update({ status: 'pending', sent_at: null })
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 1, failed: 0 })
+      assert.lengthOf(w.stripeEvents(), 1)
+      assert.equal((await UsageReport.query().firstOrFail()).status, 'sent')
+    })
+
+    test('429 and 500 back off with a next attempt, then succeed', async ({ assert }) => {
+      const w = await reportingWorld(dialect)
+      await w.record(2, 'a', w.hour)
+      await w.billing.usageReporter.plan()
+      w.fake.rateLimitNext({ method: 'POST', path: '/v1/billing/meter_events' })
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 0, failed: 1 })
+      const failed = await UsageReport.query().firstOrFail()
+      assert.equal(failed.status, 'failed')
+      assert.equal(failed.attempts, 1)
+      assert.isTrue(failed.nextAttemptAt! > DateTime.utc())
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 0, failed: 0 }, 'not due yet')
+      assert.deepEqual(await w.billing.usageReporter.send({ now: () => DateTime.utc().plus({ hours: 2 }) }), { sent: 1, failed: 0 })
+      assert.lengthOf(w.stripeEvents(), 1)
+    })
+
+    test('two workers never send a window twice', async ({ assert }) => {
+      const w = await reportingWorld(dialect)
+      for (let index = 0; index < 30; index++) await w.record(1, `k${index}`, w.hour.minus({ hours: index }))
+      await Promise.all([w.billing.usageReporter.plan(), w.billing.usageReporter.plan()])
+      assert.lengthOf(await UsageReport.all(), 30)
+      const results = await Promise.all([w.billing.usageReporter.send({ batchSize: 4 }), w.billing.usageReporter.send({ batchSize: 4 })])
+      assert.equal(results[0].sent + results[1].sent, 30)
+      assert.lengthOf(w.stripeEvents(), 30)
+      assert.lengthOf(new Set(w.stripeEvents().map((event) => event.identifier)), 30)
+    })
+
+    test('billing:usage:reconcile lists differences and exits 1', async ({ assert }) => {
+      const w = await reportingWorld(dialect)
+      await w.record(6, 'a', w.hour)
+      await w.billing.usageReporter.plan()
+      await w.billing.usageReporter.send()
+      const ace = await w.app.container.make('ace')
+      ace.ui.switchMode('raw')
+      const ok = await ace.create(BillingUsageReconcile, ['--since', w.hour.minus({ hours: 1 }).toISO()!])
+      await ok.exec()
+      assert.equal(ok.exitCode, 0)
+
+      /**
+       * Usage recorded after reporting and never reported: local and Stripe disagree
+       */
+      await w.record(2, 'unreported', w.hour.plus({ minutes: 5 }))
+      const diff = await ace.create(BillingUsageReconcile, ['--since', w.hour.minus({ hours: 1 }).toISO()!])
+      await diff.exec()
+      assert.equal(diff.exitCode, 1)
+      const lines = diff.ui.logger.getLogs().map((log: any) => log.message as string)
+      assert.isTrue(lines.some((line) => line.includes(`api_calls ${w.hour.toISO()}: local 8, Stripe 6`)), lines.join('\n'))
+    })
+  })
+}
