@@ -68,3 +68,107 @@ export async function meterTotal(client: { from: TransactionClientContract['from
     .first()
   return Number(row?.total ?? 0)
 }
+
+/**
+ * One event of a batch.
+ */
+export interface UsageEventRow {
+  customerId: number
+  meter: string
+  quantity: string
+  idempotencyKey: string
+  occurredAt: DateTime
+  properties?: Record<string, unknown> | null
+}
+
+/**
+ * Records a batch inside `trx` with one multi-row insert per 1000 events
+ * (`ON CONFLICT DO NOTHING RETURNING`) and one multi-row rollup upsert with the batch pre-aggregated
+ * per (customer, meter, hour). Returns, per input row, whether it was recorded (the first occurrence of
+ * a key in the batch wins; repeats and keys seen before are duplicates).
+ */
+export async function recordUsageBatch(trx: TransactionClientContract, rows: UsageEventRow[]): Promise<boolean[]> {
+  const now = toDbDateTime(DateTime.utc())
+  const inserted = new Set<string>()
+  const keyOf = (row: { customer_id: number | string; meter: string; idempotency_key: string }) => `${row.customer_id}\u0000${row.meter}\u0000${row.idempotency_key}`
+  for (let start = 0; start < rows.length; start += 1000) {
+    const chunk = rows.slice(start, start + 1000)
+    const returned = await trx
+      .knexQuery()
+      .table('billing_usage_events')
+      .insert(
+        chunk.map((row) => ({
+          customer_id: row.customerId,
+          meter: row.meter,
+          quantity: row.quantity,
+          occurred_at: toDbDateTime(row.occurredAt),
+          idempotency_key: row.idempotencyKey,
+          properties: row.properties ? JSON.stringify(row.properties) : null,
+          created_at: now,
+        }))
+      )
+      .onConflict(['customer_id', 'meter', 'idempotency_key'])
+      .ignore()
+      .returning(['customer_id', 'meter', 'idempotency_key'])
+    for (const row of returned as any[]) inserted.add(keyOf(row))
+  }
+
+  /**
+   * Which input rows were recorded: the first occurrence of each inserted key
+   */
+  const claimed = new Set<string>()
+  const recorded = rows.map((row) => {
+    const key = keyOf({ customer_id: row.customerId, meter: row.meter, idempotency_key: row.idempotencyKey })
+    if (!inserted.has(key) || claimed.has(key)) return false
+    claimed.add(key)
+    return true
+  })
+
+  /**
+   * Fold the recorded rows into their hourly rollups, aggregated first (one row per rollup)
+   */
+  const rollups = new Map<string, { customerId: number; meter: string; bucket: string; sum: bigint; count: number; max: number; last: string; lastAt: DateTime }>()
+  const scale = 10n ** 12n
+  const fixed = (text: string) => {
+    const [integer, fraction = ''] = text.split('.')
+    return BigInt(integer) * scale + BigInt(fraction.padEnd(12, '0'))
+  }
+  rows.forEach((row, index) => {
+    if (!recorded[index]) return
+    const bucket = toDbDateTime(row.occurredAt.toUTC().startOf('hour'))
+    const key = `${row.customerId}\u0000${row.meter}\u0000${bucket}`
+    const current = rollups.get(key)
+    const value = Number(row.quantity)
+    if (!current) {
+      rollups.set(key, { customerId: row.customerId, meter: row.meter, bucket, sum: fixed(row.quantity), count: 1, max: value, last: row.quantity, lastAt: row.occurredAt })
+      return
+    }
+    current.sum += fixed(row.quantity)
+    current.count++
+    current.max = Math.max(current.max, value)
+    if (row.occurredAt >= current.lastAt) {
+      current.last = row.quantity
+      current.lastAt = row.occurredAt
+    }
+  })
+  const text = (value: bigint) => {
+    const fraction = (value % scale).toString().padStart(12, '0').replace(/0+$/, '')
+    return fraction ? `${value / scale}.${fraction}` : String(value / scale)
+  }
+  const list = [...rollups.values()]
+  const greatest = trx.dialect.name === 'postgres' ? 'greatest' : 'max'
+  for (let start = 0; start < list.length; start += 500) {
+    const chunk = list.slice(start, start + 500)
+    await trx.rawQuery(
+      `insert into billing_usage_rollups (customer_id, meter, bucket, sum, count, max, last, last_at, updated_at) values ` +
+        chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ') +
+        ` on conflict (customer_id, meter, bucket) do update set sum = billing_usage_rollups.sum + excluded.sum, count = billing_usage_rollups.count + excluded.count, ` +
+        `max = ${greatest}(coalesce(billing_usage_rollups.max, excluded.max), excluded.max), ` +
+        `last = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last else billing_usage_rollups.last end, ` +
+        `last_at = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last_at else billing_usage_rollups.last_at end, ` +
+        `updated_at = excluded.updated_at`,
+      chunk.flatMap((rollup) => [rollup.customerId, rollup.meter, rollup.bucket, text(rollup.sum), rollup.count, String(rollup.max), rollup.last, toDbDateTime(rollup.lastAt), now])
+    )
+  }
+  return recorded
+}

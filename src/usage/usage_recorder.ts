@@ -11,7 +11,7 @@ import { DateTime } from 'luxon'
 import Customer from '../models/customer.ts'
 import { BillingException } from '../errors.ts'
 import type { BillingManager } from '../billing_manager.ts'
-import { recordUsageEvent } from './record_usage.ts'
+import { recordUsageBatch } from './record_usage.ts'
 
 /**
  * One usage record to store.
@@ -117,18 +117,21 @@ export class UsageRecorder {
         a.item.customerId - b.item.customerId || a.item.meter.localeCompare(b.item.meter) || (a.item.idempotencyKey < b.item.idempotencyKey ? -1 : a.item.idempotencyKey > b.item.idempotencyKey ? 1 : 0)
       )
     return this.#manager.db().transaction(async (trx) => {
-      const results: UsageRecordResult[] = new Array(items.length)
-      for (const { item, index } of order) {
-        const recorded = await recordUsageEvent(trx, {
+      const recorded = await recordUsageBatch(
+        trx,
+        order.map(({ item }) => ({
           customerId: item.customerId,
           meter: item.meter,
           quantity: item.quantity,
           idempotencyKey: item.idempotencyKey,
           occurredAt: item.at,
           properties: item.properties ?? null,
-        })
-        results[index] = { index, status: recorded ? 'recorded' : 'duplicate' }
-      }
+        }))
+      )
+      const results: UsageRecordResult[] = new Array(items.length)
+      order.forEach(({ index }, position) => {
+        results[index] = { index, status: recorded[position] ? 'recorded' : 'duplicate' }
+      })
       return results
     })
   }
