@@ -17,7 +17,7 @@ for (const dialect of DIALECTS) {
       const hour = DateTime.utc().minus({ hours: 2 }).startOf('hour')
       assert.equal(await meter.record(3, { idempotencyKey: 'a', at: hour.plus({ minutes: 5 }) }), 'recorded')
       assert.equal(await meter.record(3, { idempotencyKey: 'a', at: hour.plus({ minutes: 5 }) }), 'duplicate')
-      assert.equal(await meter.record('2.5', { idempotencyKey: 'b', at: hour.plus({ minutes: 50 }), properties: { path: '/x' } }), 'recorded')
+      assert.equal(await meter.record('2.5', { idempotencyKey: 'b', at: hour.plus({ minutes: 50 }), properties: { path: '/x', note: 'say "hi" \\ {a,b} NULL' } }), 'recorded')
       assert.equal(await meter.record(7, { idempotencyKey: 'c', at: hour.plus({ minutes: 20 }) }), 'recorded')
 
       const rollup = await UsageRollup.query().firstOrFail()
@@ -28,6 +28,7 @@ for (const dialect of DIALECTS) {
       assert.equal(rollup.last, '2.5', 'last follows the latest occurrence, not the latest arrival')
       assert.equal(await meter.total(hour, hour.plus({ hours: 1 })), 12.5)
       assert.lengthOf(await UsageEvent.all(), 3)
+      assert.deepEqual((await UsageEvent.findByOrFail('idempotency_key', 'b')).properties, { path: '/x', note: 'say "hi" \\ {a,b} NULL' })
     })
 
     test('a batch with one bad item stores nothing and names every bad field', async ({ assert }) => {

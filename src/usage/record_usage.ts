@@ -70,6 +70,16 @@ export async function meterTotal(client: { from: TransactionClientContract['from
 }
 
 /**
+ * A PostgreSQL array literal (`{"a","b",NULL}`), passed as one text parameter (the query builder
+ * would expand a JS array into a list of placeholders).
+ */
+function pgArray(values: unknown[]): string {
+  return `{${values
+    .map((value) => (value === null || value === undefined ? 'NULL' : `"${String(value).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`))
+    .join(',')}}`
+}
+
+/**
  * One event of a batch.
  */
 export interface UsageEventRow {
@@ -89,27 +99,50 @@ export interface UsageEventRow {
  */
 export async function recordUsageBatch(trx: TransactionClientContract, rows: UsageEventRow[]): Promise<boolean[]> {
   const now = toDbDateTime(DateTime.utc())
+  /**
+   * Hot loop: plain Date arithmetic (same ISO-8601 UTC text as toDbDateTime) instead of luxon
+   */
+  const iso = (ms: number) => new Date(ms).toISOString()
+  const millis = rows.map((row) => row.occurredAt.toMillis())
   const inserted = new Set<string>()
   const keyOf = (row: { customer_id: number | string; meter: string; idempotency_key: string }) => `${row.customer_id}\u0000${row.meter}\u0000${row.idempotency_key}`
   for (let start = 0; start < rows.length; start += 1000) {
     const chunk = rows.slice(start, start + 1000)
-    const returned = await trx
-      .knexQuery()
-      .table('billing_usage_events')
-      .insert(
-        chunk.map((row) => ({
-          customer_id: row.customerId,
-          meter: row.meter,
-          quantity: row.quantity,
-          occurred_at: toDbDateTime(row.occurredAt),
-          idempotency_key: row.idempotencyKey,
-          properties: row.properties ? JSON.stringify(row.properties) : null,
-          created_at: now,
-        }))
+    let result: any
+    if (trx.dialect.name === 'postgres') {
+      /**
+       * PostgreSQL: seven array parameters and unnest() instead of 7000 placeholders: far less to
+       * parse and bind, the closest a checked, idempotent insert gets to COPY
+       */
+      const columns: unknown[][] = [[], [], [], [], [], [], []]
+      chunk.forEach((row, offset) => {
+        columns[0].push(row.customerId)
+        columns[1].push(row.meter)
+        columns[2].push(row.quantity)
+        columns[3].push(iso(millis[start + offset]))
+        columns[4].push(row.idempotencyKey)
+        columns[5].push(row.properties ? JSON.stringify(row.properties) : null)
+        columns[6].push(now)
+      })
+      result = await trx.rawQuery(
+        `insert into billing_usage_events (customer_id, meter, quantity, occurred_at, idempotency_key, properties, created_at) ` +
+          `select * from unnest(?::int[], ?::text[], ?::numeric[], ?::timestamptz[], ?::text[], ?::json[], ?::timestamptz[]) ` +
+          `on conflict (customer_id, meter, idempotency_key) do nothing returning customer_id, meter, idempotency_key`,
+        columns.map(pgArray)
       )
-      .onConflict(['customer_id', 'meter', 'idempotency_key'])
-      .ignore()
-      .returning(['customer_id', 'meter', 'idempotency_key'])
+    } else {
+      const bindings: unknown[] = []
+      const values = chunk.map((row, offset) => {
+        bindings.push(row.customerId, row.meter, row.quantity, iso(millis[start + offset]), row.idempotencyKey, row.properties ? JSON.stringify(row.properties) : null, now)
+        return '(?, ?, ?, ?, ?, ?, ?)'
+      })
+      result = await trx.rawQuery(
+        `insert into billing_usage_events (customer_id, meter, quantity, occurred_at, idempotency_key, properties, created_at) values ${values.join(', ')} ` +
+          `on conflict (customer_id, meter, idempotency_key) do nothing returning customer_id, meter, idempotency_key`,
+        bindings as any[]
+      )
+    }
+    const returned = Array.isArray(result) ? result : result.rows
     for (const row of returned as any[]) inserted.add(keyOf(row))
   }
 
@@ -127,7 +160,7 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
   /**
    * Fold the recorded rows into their hourly rollups, aggregated first (one row per rollup)
    */
-  const rollups = new Map<string, { customerId: number; meter: string; bucket: string; sum: bigint; count: number; max: number; last: string; lastAt: DateTime }>()
+  const rollups = new Map<string, { customerId: number; meter: string; bucket: string; sum: bigint; count: number; max: number; last: string; lastAt: number }>()
   const scale = 10n ** 12n
   const fixed = (text: string) => {
     const [integer, fraction = ''] = text.split('.')
@@ -135,20 +168,20 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
   }
   rows.forEach((row, index) => {
     if (!recorded[index]) return
-    const bucket = toDbDateTime(row.occurredAt.toUTC().startOf('hour'))
+    const bucket = iso(millis[index] - (millis[index] % 3_600_000))
     const key = `${row.customerId}\u0000${row.meter}\u0000${bucket}`
     const current = rollups.get(key)
     const value = Number(row.quantity)
     if (!current) {
-      rollups.set(key, { customerId: row.customerId, meter: row.meter, bucket, sum: fixed(row.quantity), count: 1, max: value, last: row.quantity, lastAt: row.occurredAt })
+      rollups.set(key, { customerId: row.customerId, meter: row.meter, bucket, sum: fixed(row.quantity), count: 1, max: value, last: row.quantity, lastAt: millis[index] })
       return
     }
     current.sum += fixed(row.quantity)
     current.count++
     current.max = Math.max(current.max, value)
-    if (row.occurredAt >= current.lastAt) {
+    if (millis[index] >= current.lastAt) {
       current.last = row.quantity
-      current.lastAt = row.occurredAt
+      current.lastAt = millis[index]
     }
   })
   const text = (value: bigint) => {
@@ -167,7 +200,7 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
         `last = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last else billing_usage_rollups.last end, ` +
         `last_at = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last_at else billing_usage_rollups.last_at end, ` +
         `updated_at = excluded.updated_at`,
-      chunk.flatMap((rollup) => [rollup.customerId, rollup.meter, rollup.bucket, text(rollup.sum), rollup.count, String(rollup.max), rollup.last, toDbDateTime(rollup.lastAt), now])
+      chunk.flatMap((rollup) => [rollup.customerId, rollup.meter, rollup.bucket, text(rollup.sum), rollup.count, String(rollup.max), rollup.last, iso(rollup.lastAt), now])
     )
   }
   return recorded

@@ -63,6 +63,8 @@ export class UsageRecorder {
 
   #validate(records: UsageRecordInput[], knownCustomers: Set<number>, now: DateTime) {
     const errors: UsageValidationException['errors'] = []
+    const oldest = now.minus({ days: MAX_AGE_DAYS }).toMillis()
+    const newest = now.plus({ seconds: MAX_FUTURE_SECONDS }).toMillis()
     const items = records.map((record, index) => {
       const fail = (field: string, message: string) => errors.push({ index, field, message })
       if (!record || typeof record !== 'object') {
@@ -78,8 +80,8 @@ export class UsageRecorder {
       else if (record.idempotencyKey.length > MAX_KEY_LENGTH) fail('idempotencyKey', `must be at most ${MAX_KEY_LENGTH} characters`)
       const at = record.at === undefined ? now : typeof record.at === 'string' ? DateTime.fromISO(record.at, { zone: 'utc' }) : record.at
       if (!DateTime.isDateTime(at) || !at.isValid) fail('at', 'must be an ISO-8601 timestamp')
-      else if (at < now.minus({ days: MAX_AGE_DAYS })) fail('at', `is more than ${MAX_AGE_DAYS} days in the past`)
-      else if (at > now.plus({ seconds: MAX_FUTURE_SECONDS })) fail('at', `is more than ${MAX_FUTURE_SECONDS} seconds in the future`)
+      else if (at.toMillis() < oldest) fail('at', `is more than ${MAX_AGE_DAYS} days in the past`)
+      else if (at.toMillis() > newest) fail('at', `is more than ${MAX_FUTURE_SECONDS} seconds in the future`)
       if (record.properties !== undefined) {
         if (!record.properties || typeof record.properties !== 'object' || Array.isArray(record.properties)) fail('properties', 'must be an object')
         else if (Buffer.byteLength(JSON.stringify(record.properties)) > MAX_PROPERTIES_BYTES) fail('properties', `must be at most ${MAX_PROPERTIES_BYTES} bytes of JSON`)
@@ -114,7 +116,9 @@ export class UsageRecorder {
     const order = items
       .map((item, index) => ({ item, index }))
       .sort((a, b) =>
-        a.item.customerId - b.item.customerId || a.item.meter.localeCompare(b.item.meter) || (a.item.idempotencyKey < b.item.idempotencyKey ? -1 : a.item.idempotencyKey > b.item.idempotencyKey ? 1 : 0)
+        a.item.customerId - b.item.customerId ||
+        (a.item.meter < b.item.meter ? -1 : a.item.meter > b.item.meter ? 1 : 0) ||
+        (a.item.idempotencyKey < b.item.idempotencyKey ? -1 : a.item.idempotencyKey > b.item.idempotencyKey ? 1 : 0)
       )
     return this.#manager.db().transaction(async (trx) => {
       const recorded = await recordUsageBatch(
