@@ -54,4 +54,34 @@ export default class BillingProvider {
   async boot() {
     await this.app.container.make('billing.manager')
   }
+
+  #reporter?: NodeJS.Timeout
+
+  /**
+   * In-process usage reporting (`usage.reportEverySeconds`), in the web process only, never during
+   * codegen/warmup. Several instances may all run it: the outbox is shared safely.
+   */
+  async ready() {
+    if (this.app.getMode() !== 'run' || this.app.getEnvironment() !== 'web') return
+    const billing = await this.app.container.make('billing.manager')
+    const every = billing.config.usage.reportEverySeconds
+    if (!every) return
+    let running = false
+    this.#reporter = setInterval(() => {
+      if (running) return
+      running = true
+      billing.usageReporter
+        .plan()
+        .then(() => billing.usageReporter.send())
+        .catch((error) => this.app.container.make('logger').then((logger) => logger.error({ err: error }, 'adonis-billing: usage reporting failed')))
+        .finally(() => {
+          running = false
+        })
+    }, every * 1000)
+    this.#reporter.unref()
+  }
+
+  async shutdown() {
+    if (this.#reporter) clearInterval(this.#reporter)
+  }
 }

@@ -152,6 +152,11 @@ export interface BillingConfigInput {
    * `source: 'stripe'` takes boolean features from Stripe Entitlements (the customer's active
    * entitlement lookup keys) instead of the catalog; limits and quotas still come from the catalog.
    */
+  /**
+   * `reportEverySeconds`: report usage to Stripe from the web process on this interval (default off:
+   * run `node ace billing:usage:report --watch` as a worker instead)
+   */
+  usage?: { reportEverySeconds?: number }
   entitlements?: {
     source?: 'catalog' | 'stripe'
     /**
@@ -205,6 +210,7 @@ export interface ResolvedBillingConfig {
   webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean }
   routes: { prefix: string }
   entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null }
+  usage: { reportEverySeconds: number | null }
 }
 
 /**

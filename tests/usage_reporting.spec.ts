@@ -121,3 +121,25 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+test.group('in-process usage reporting', (group) => {
+  group.tap((t) => t.timeout(30_000))
+
+  test('usage.reportEverySeconds reports from the web process on an interval', async ({ assert }) => {
+    const { testCatalog } = await import('./fixtures/catalog.ts')
+    const world = await setupStripeApp('sqlite', { billing: testCatalog({ usage: { reportEverySeconds: 1 } }), environment: 'web' })
+    const sync = world.billing.catalogSync()
+    await sync.apply(await sync.plan())
+    const user = await User.create({ email: 'i@example.com', name: null })
+    await world.billing.for(user).stripeCustomerId()
+    const customerId = (await world.billing.for(user).customer()).id
+    await world.billing.usage.recordMany([{ customerId, meter: 'api_calls', quantity: 9, idempotencyKey: 'x', at: DateTime.utc().minus({ hours: 2 }) }])
+    await world.app.start(async () => {})
+    const deadline = Date.now() + 10_000
+    while (Date.now() < deadline && (await UsageReport.query().where('status', 'sent')).length === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    assert.lengthOf(await UsageReport.query().where('status', 'sent'), 1)
+    assert.deepInclude(world.fake.lastRequest('POST', '/v1/billing/meter_events')!.body.payload, { value: '9' })
+  })
+})

@@ -359,7 +359,9 @@ function normalizeEntitlements(input: unknown): ResolvedBillingConfig['entitleme
  */
 export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfig {
   const config = record(input, 'config')
-  checkKeys(config, 'config', ['connection', 'currency', 'stripe', 'features', 'meters', 'plans', 'policy', 'tax', 'webhooks', 'routes', 'entitlements'])
+  checkKeys(config, 'config', ['connection', 'currency', 'stripe', 'features', 'meters', 'plans', 'policy', 'tax', 'webhooks', 'routes', 'entitlements', 'usage'])
+  const usage = record(config.usage, 'usage')
+  checkKeys(usage, 'usage', ['reportEverySeconds'])
   const defaultCurrency = currency(config.currency, 'currency', 'usd')
   const meters = normalizeMeters(config.meters)
   const features = normalizeFeatures(config.features, meters)
@@ -406,6 +408,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
     },
     routes: { prefix: (routes.prefix ?? '/billing').replace(/\/+$/, '') || '/billing' },
     entitlements: normalizeEntitlements(config.entitlements),
+    usage: { reportEverySeconds: usage.reportEverySeconds === undefined ? null : positiveInteger(usage.reportEverySeconds, 'usage.reportEverySeconds') },
   }
 }
 
