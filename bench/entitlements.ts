@@ -10,19 +10,13 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { startPostgres } from '../scripts/postgres_cluster.ts'
+import { withPostgres } from './harness.ts'
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000)
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8)
 const run = promisify(execFile)
 
-const cluster = await startPostgres()
-process.env.BILLING_TEST_PG_HOST = cluster.host
-process.env.BILLING_TEST_PG_PORT = String(cluster.port)
-process.env.BILLING_TEST_PG_USER = cluster.user
-
-try {
-  await import('@poppinss/ts-exec')
+await withPostgres(async () => {
   const { setupApp } = await import('../tests/helpers.ts')
   const { serve, headerAuth } = await import('../tests/http.ts')
   const { User } = await import('../tests/fixtures/user.ts')
@@ -81,7 +75,4 @@ try {
   console.log(`${REQUESTS} requests per run, concurrency ${CONCURRENCY}, PostgreSQL; warm ratios ${warm.map((r) => r.toFixed(2)).join(', ')}; cold ratios ${cold.map((r) => r.toFixed(2)).join(', ')}`)
   console.log(`gating warm ratio: ${median(warm).toFixed(2)}`)
   console.log(`gating cold ratio: ${median(cold).toFixed(2)}`)
-} finally {
-  cluster.stop()
-}
-process.exit(0)
+})

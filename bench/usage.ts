@@ -8,17 +8,11 @@
  */
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { startPostgres } from '../scripts/postgres_cluster.ts'
+import { withPostgres } from './harness.ts'
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 20000)
 
-const cluster = await startPostgres()
-process.env.BILLING_TEST_PG_HOST = cluster.host
-process.env.BILLING_TEST_PG_PORT = String(cluster.port)
-process.env.BILLING_TEST_PG_USER = cluster.user
-
-try {
-  await import('@poppinss/ts-exec')
+await withPostgres(async () => {
   const { setupApp } = await import('../tests/helpers.ts')
   const { User } = await import('../tests/fixtures/user.ts')
   const { DateTime } = await import('luxon')
@@ -99,7 +93,4 @@ try {
   console.log(`${ROWS} rows per method (single-row loop: ${Math.min(ROWS, 5000)}), 50 customers, PostgreSQL, median of 3 rounds`)
   console.log(`usage copy ratio: ${(median(results.rm1000) / median(results.copy)).toFixed(2)}`)
   console.log(`usage single-row factor: ${(median(results.rm1000) / median(results.single)).toFixed(1)}`)
-} finally {
-  cluster.stop()
-}
-process.exit(0)
+})

@@ -9,20 +9,14 @@
  * product.created measures the store-and-mark skeleton alone).
  */
 import { Worker } from 'node:worker_threads'
-import { startPostgres } from '../scripts/postgres_cluster.ts'
+import { withPostgres } from './harness.ts'
 
 const DISTINCT = Number(process.env.BENCH_EVENTS ?? 1000)
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const SECRET = 'whsec_test_secret'
 
-const cluster = await startPostgres()
-process.env.BILLING_TEST_PG_HOST = cluster.host
-process.env.BILLING_TEST_PG_PORT = String(cluster.port)
-process.env.BILLING_TEST_PG_USER = cluster.user
-
-try {
-  await import('@poppinss/ts-exec')
+await withPostgres(async () => {
   const { setupStripeApp } = await import('../tests/helpers.ts')
   const { serve } = await import('../tests/http.ts')
   const { User } = await import('../tests/fixtures/user.ts')
@@ -109,7 +103,4 @@ try {
   await world.app.terminate()
   await world.fake.close()
   console.log(`webhooks p99 ratio: ${median(ratios).toFixed(2)}`)
-} finally {
-  cluster.stop()
-}
-process.exit(0)
+})

@@ -9,6 +9,7 @@
 
 import { args, BaseCommand, flags } from '@adonisjs/core/ace'
 import type { CommandOptions } from '@adonisjs/core/types/ace'
+import { isoFlag } from './_iso_flag.ts'
 
 /**
  * For support staff: grants (or revokes) a feature to a customer, audited with the CLI user as actor.
@@ -45,7 +46,6 @@ export default class BillingGrant extends BaseCommand {
   declare revoke: boolean
 
   async run() {
-    const { DateTime } = await import('luxon')
     const { actors } = await import('../src/audit/actor.ts')
     const { default: Customer } = await import('../src/models/customer.ts')
     const { grantFeature, revokeFeature } = await import('../src/entitlements/grants.ts')
@@ -71,13 +71,10 @@ export default class BillingGrant extends BaseCommand {
     else if (this.value && /^\d+$/.test(this.value)) value = Number(this.value)
     else return fail(`Value must be true, a positive integer or unlimited (got ${JSON.stringify(this.value ?? null)})`)
 
-    let expiresAt = null
-    if (this.expires) {
-      expiresAt = DateTime.fromISO(this.expires, { zone: 'utc' })
-      if (!expiresAt.isValid) return fail(`--expires "${this.expires}" is not an ISO date`)
-    }
+    const expiresAt = isoFlag(this, 'expires', this.expires)
+    if (expiresAt === false) return
     try {
-      const grant = await grantFeature(billing, customer, this.feature, value, { expiresAt, reason: this.reason, actor: actors.cli() })
+      const grant = await grantFeature(billing, customer, this.feature, value, { expiresAt: expiresAt ?? null, reason: this.reason, actor: actors.cli() })
       this.logger.success(`Granted ${this.feature}=${value} to ${this.billableType}:${this.billableId} (grant #${grant.id}${expiresAt ? `, until ${expiresAt.toISO()}` : ''})`)
     } catch (error: any) {
       fail(error.message)

@@ -9,6 +9,7 @@
 
 import { BaseCommand, flags } from '@adonisjs/core/ace'
 import type { CommandOptions } from '@adonisjs/core/types/ace'
+import { isoFlag } from './_iso_flag.ts'
 
 /**
  * Compares local hourly usage with Stripe's meter event summaries and lists each difference; exits 1
@@ -23,16 +24,8 @@ export default class BillingUsageReconcile extends BaseCommand {
   declare since?: string
 
   async run() {
-    const { DateTime } = await import('luxon')
-    let since
-    if (this.since) {
-      since = DateTime.fromISO(this.since, { zone: 'utc' })
-      if (!since.isValid) {
-        this.logger.error(`--since "${this.since}" is not an ISO date`)
-        this.exitCode = 1
-        return
-      }
-    }
+    const since = isoFlag(this, 'since', this.since)
+    if (since === false) return
     const billing = await this.app.container.make('billing.manager')
     const differences = await billing.usageReporter.reconcile({ since })
     if (!differences.length) {

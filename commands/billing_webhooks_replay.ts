@@ -9,6 +9,7 @@
 
 import { BaseCommand, flags } from '@adonisjs/core/ace'
 import type { CommandOptions } from '@adonisjs/core/types/ace'
+import { isoFlag } from './_iso_flag.ts'
 
 /**
  * Reprocesses stored webhook events through the same exactly-once path: one event (`--id`), every
@@ -30,7 +31,6 @@ export default class BillingWebhooksReplay extends BaseCommand {
   declare since?: string
 
   async run() {
-    const { DateTime } = await import('luxon')
     const { toDbDateTime } = await import('../src/models/columns.ts')
     const { default: WebhookEvent } = await import('../src/models/webhook_event.ts')
     if (!this.id && !this.failed && !this.since) {
@@ -38,15 +38,8 @@ export default class BillingWebhooksReplay extends BaseCommand {
       this.exitCode = 1
       return
     }
-    let since = null
-    if (this.since) {
-      since = DateTime.fromISO(this.since, { zone: 'utc' })
-      if (!since.isValid) {
-        this.logger.error(`--since "${this.since}" is not an ISO date`)
-        this.exitCode = 1
-        return
-      }
-    }
+    const since = isoFlag(this, 'since', this.since)
+    if (since === false) return
     if (this.id && !/^evt_[A-Za-z0-9_]+$/.test(this.id)) {
       this.logger.error(`--id "${this.id}" is not a Stripe event id (evt_...)`)
       this.exitCode = 1

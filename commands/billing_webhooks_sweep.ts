@@ -9,6 +9,7 @@
 
 import { BaseCommand, flags } from '@adonisjs/core/ace'
 import type { CommandOptions } from '@adonisjs/core/types/ace'
+import { isoFlag } from './_iso_flag.ts'
 
 /**
  * Recovers events Stripe could not deliver: lists them from the Events API
@@ -26,16 +27,9 @@ export default class BillingWebhooksSweep extends BaseCommand {
   async run() {
     const { DateTime } = await import('luxon')
     const oldest = DateTime.utc().minus({ days: 30 })
-    let since: import("luxon").DateTime = oldest
-    if (this.since) {
-      since = DateTime.fromISO(this.since, { zone: 'utc' })
-      if (!since.isValid) {
-        this.logger.error(`--since "${this.since}" is not an ISO date`)
-        this.exitCode = 1
-        return
-      }
-      if (since < oldest) since = oldest
-    }
+    const requested = isoFlag(this, 'since', this.since)
+    if (requested === false) return
+    const since = requested && requested > oldest ? requested : oldest
 
     const billing = await this.app.container.make('billing.manager')
     const events = await billing.stripe.call(async (stripe) => {

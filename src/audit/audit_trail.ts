@@ -54,10 +54,10 @@ export function auditHash(prevHash: string, content: AuditContent): string {
 }
 
 /**
- * The canonical JSON of a row's hashed content.
+ * The row's hashed content by column name (JSON documents as values).
  */
-function canonicalContent(content: AuditContent): string {
-  return canonicalJson({
+function columnsOf(content: AuditContent) {
+  return {
     occurred_at: toDbDateTime(content.occurredAt),
     actor_type: content.actorType,
     actor_id: content.actorId,
@@ -70,7 +70,14 @@ function canonicalContent(content: AuditContent): string {
     metadata: content.metadata ?? null,
     request_id: content.requestId,
     event_id: content.eventId,
-  })
+  }
+}
+
+/**
+ * The canonical JSON of a row's hashed content.
+ */
+function canonicalContent(content: AuditContent): string {
+  return canonicalJson(columnsOf(content))
 }
 
 /**
@@ -142,19 +149,12 @@ export class AuditTrail {
      * then reads the hash it wrote (SQLite has a single writer anyway). The unique prev_hash index is
      * the backstop on every dialect.
      */
+    const columns = columnsOf(content)
     const values = {
-      occurred_at: toDbDateTime(content.occurredAt),
-      actor_type: content.actorType,
-      actor_id: content.actorId,
-      action: content.action,
-      subject_type: content.subjectType,
-      subject_id: content.subjectId,
-      customer_id: content.customerId,
-      before: content.before === null ? null : JSON.stringify(content.before),
-      after: content.after === null ? null : JSON.stringify(content.after),
-      metadata: content.metadata === null ? null : JSON.stringify(content.metadata),
-      request_id: content.requestId,
-      event_id: content.eventId,
+      ...columns,
+      before: columns.before === null ? null : JSON.stringify(columns.before),
+      after: columns.after === null ? null : JSON.stringify(columns.after),
+      metadata: columns.metadata === null ? null : JSON.stringify(columns.metadata),
     }
     const canonical = canonicalContent(content)
     let id: number
