@@ -156,7 +156,7 @@ export interface BillingConfigInput {
    * `reportEverySeconds`: report usage to Stripe from the web process on this interval (default off:
    * run `node ace billing:usage:report --watch` as a worker instead)
    */
-  usage?: { reportEverySeconds?: number }
+  usage?: { reportEverySeconds?: number; transport?: 'v2' | 'v1' }
   entitlements?: {
     source?: 'catalog' | 'stripe'
     /**
@@ -210,7 +210,7 @@ export interface ResolvedBillingConfig {
   webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean }
   routes: { prefix: string }
   entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null }
-  usage: { reportEverySeconds: number | null }
+  usage: { reportEverySeconds: number | null; transport: 'v2' | 'v1' }
 }
 
 /**

@@ -16,11 +16,10 @@ async function reportingWorld(dialect: 'sqlite' | 'pg') {
   const record = (quantity: number, key: string, at: DateTime) =>
     world.billing.usage.recordMany([{ customerId, meter: 'api_calls', quantity, idempotencyKey: key, at }])
   /**
-   * Meter events Stripe accepted (it refuses a repeated identifier)
+   * Meter events Stripe accepted (a repeated identifier is not accepted twice)
    */
-  const stripeEvents = () => world.fake.requestsTo('POST', '/v1/billing/meter_events').filter((request) => request.status === 200).map((request) => request.body)
-  const sentEvents = () => world.fake.requestsTo('POST', '/v1/billing/meter_events').filter((request) => request.status === 200)
-  return { ...world, user, stripeCustomerId, customerId, hour, record, stripeEvents, sentEvents }
+  const stripeEvents = () => world.fake.meterEvents
+  return { ...world, user, stripeCustomerId, customerId, hour, record, stripeEvents }
 }
 
 for (const dialect of DIALECTS) {
@@ -37,13 +36,23 @@ for (const dialect of DIALECTS) {
       assert.equal(await w.billing.usageReporter.plan(), 2)
       assert.equal(await w.billing.usageReporter.plan(), 0)
       assert.deepEqual(await w.billing.usageReporter.send(), { sent: 2, failed: 0 })
-      const bodies = w.sentEvents().map((request) => request.body)
-      assert.deepEqual(bodies[0], {
+      const stream = w.fake.requestsTo('POST', '/v2/billing/meter_event_stream')
+      assert.lengthOf(stream, 1, 'both windows in one v2 stream request')
+      assert.match(stream[0].apiKey!, /^mes_tok_/)
+      assert.deepEqual(stream[0].body.events[0], {
         event_name: 'api_calls',
         identifier: `adonis-billing:${w.customerId}:api_calls:${w.hour.toISO()}:0`,
-        timestamp: String(Math.floor(w.hour.toSeconds())),
+        timestamp: w.hour.toISO(),
         payload: { stripe_customer_id: w.stripeCustomerId, value: '12' },
       })
+      assert.deepEqual(
+        w.stripeEvents().map((event) => [event.identifier, event.payload.value, event.timestamp]),
+        [
+          [`adonis-billing:${w.customerId}:api_calls:${w.hour.toISO()}:0`, '12', Math.floor(w.hour.toSeconds())],
+          [`adonis-billing:${w.customerId}:api_calls:${w.hour.plus({ hours: 1 }).toISO()}:0`, '1', Math.floor(w.hour.plus({ hours: 1 }).toSeconds())],
+        ]
+      )
+      assert.lengthOf(w.fake.meterEventStreamErrors, 0)
       assert.deepEqual(await w.billing.usageReporter.send(), { sent: 0, failed: 0 })
 
       /**
@@ -76,7 +85,7 @@ for (const dialect of DIALECTS) {
       const w = await reportingWorld(dialect)
       await w.record(2, 'a', w.hour)
       await w.billing.usageReporter.plan()
-      w.fake.rateLimitNext({ method: 'POST', path: '/v1/billing/meter_events' })
+      w.fake.rateLimitNext({ method: 'POST', path: '/v2/billing/meter_event_stream' }).rateLimitNext({ method: 'POST', path: '/v1/billing/meter_events' })
       assert.deepEqual(await w.billing.usageReporter.send(), { sent: 0, failed: 1 })
       const failed = await UsageReport.query().firstOrFail()
       assert.equal(failed.status, 'failed')
@@ -85,6 +94,44 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await w.billing.usageReporter.send(), { sent: 0, failed: 0 }, 'not due yet')
       assert.deepEqual(await w.billing.usageReporter.send({ now: () => DateTime.utc().plus({ hours: 2 }) }), { sent: 1, failed: 0 })
       assert.lengthOf(w.stripeEvents(), 1)
+    })
+
+    test('the v2 session is renewed when it expires; a failing stream falls back to v1; v1 can be chosen', async ({ assert }) => {
+      const w = await reportingWorld(dialect)
+      await w.record(1, 'a', w.hour)
+      await w.billing.usageReporter.plan()
+      await w.billing.usageReporter.send()
+      assert.lengthOf(w.fake.requestsTo('POST', '/v2/billing/meter_event_session'), 1)
+
+      /**
+       * 16 minutes later (Stripe's clock) the session is gone: renewed once, then the stream goes on
+       */
+      w.fake.advance(16 * 60)
+      await w.record(2, 'b', w.hour.minus({ hours: 1 }))
+      await w.billing.usageReporter.plan()
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 1, failed: 0 })
+      assert.lengthOf(w.fake.requestsTo('POST', '/v2/billing/meter_event_session'), 2)
+      assert.deepEqual(w.fake.requestsTo('POST', '/v2/billing/meter_event_stream').map((request) => request.status), [200, 401, 200])
+
+      /**
+       * The stream down: the v1 endpoint takes the report
+       */
+      w.fake.serverErrorNext({ method: 'POST', path: '/v2/billing/meter_event_stream' })
+      await w.record(3, 'c', w.hour.minus({ hours: 2 }))
+      await w.billing.usageReporter.plan()
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 1, failed: 0 })
+      assert.lengthOf(w.fake.requestsTo('POST', '/v1/billing/meter_events').filter((request) => request.status === 200), 1)
+      assert.lengthOf(w.stripeEvents(), 3)
+
+      const { testCatalog } = await import('./fixtures/catalog.ts')
+      const v1 = await setupStripeApp(dialect, { billing: testCatalog({ usage: { transport: 'v1' } }), fake: w.fake })
+      const user = await User.create({ email: 'v1@example.com', name: null })
+      await v1.billing.for(user).stripeCustomerId()
+      await v1.billing.usage.recordMany([{ customerId: (await v1.billing.for(user).customer()).id, meter: 'api_calls', quantity: 4, idempotencyKey: 'v1', at: w.hour }])
+      await v1.billing.usageReporter.plan()
+      const streamed = w.fake.requestsTo('POST', '/v2/billing/meter_event_stream').length
+      assert.deepEqual(await v1.billing.usageReporter.send(), { sent: 1, failed: 0 })
+      assert.equal(w.fake.requestsTo('POST', '/v2/billing/meter_event_stream').length, streamed)
     })
 
     test('two workers never send a window twice', async ({ assert }) => {
@@ -140,6 +187,6 @@ test.group('in-process usage reporting', (group) => {
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
     assert.lengthOf(await UsageReport.query().where('status', 'sent'), 1)
-    assert.deepInclude(world.fake.lastRequest('POST', '/v1/billing/meter_events')!.body.payload, { value: '9' })
+    assert.deepInclude(world.fake.meterEvents[0].payload, { value: '9' })
   })
 })

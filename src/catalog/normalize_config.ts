@@ -361,7 +361,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
   const config = record(input, 'config')
   checkKeys(config, 'config', ['connection', 'currency', 'stripe', 'features', 'meters', 'plans', 'policy', 'tax', 'webhooks', 'routes', 'entitlements', 'usage'])
   const usage = record(config.usage, 'usage')
-  checkKeys(usage, 'usage', ['reportEverySeconds'])
+  checkKeys(usage, 'usage', ['reportEverySeconds', 'transport'])
   const defaultCurrency = currency(config.currency, 'currency', 'usd')
   const meters = normalizeMeters(config.meters)
   const features = normalizeFeatures(config.features, meters)
@@ -408,7 +408,10 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
     },
     routes: { prefix: (routes.prefix ?? '/billing').replace(/\/+$/, '') || '/billing' },
     entitlements: normalizeEntitlements(config.entitlements),
-    usage: { reportEverySeconds: usage.reportEverySeconds === undefined ? null : positiveInteger(usage.reportEverySeconds, 'usage.reportEverySeconds') },
+    usage: {
+      reportEverySeconds: usage.reportEverySeconds === undefined ? null : positiveInteger(usage.reportEverySeconds, 'usage.reportEverySeconds'),
+      transport: oneOf(usage.transport, 'usage.transport', ['v2', 'v1'], 'v2' as const),
+    },
   }
 }
 

@@ -32,6 +32,10 @@ const STRIPE_MAX_AGE_DAYS = 35
  */
 export class UsageReporter {
   #manager: BillingManager
+  /**
+   * The current v2 meter event session (token and expiry, ms)
+   */
+  #session: { token: string; expiresAt: number } | null = null
 
   constructor(manager: BillingManager) {
     this.#manager = manager
@@ -126,9 +130,19 @@ export class UsageReporter {
           .limit(batchSize)
           .select('u.id', 'u.meter', 'u.window_start', 'u.quantity', 'u.identifier', 'u.attempts', 'c.stripe_customer_id')
           .if(trx.dialect.name === 'postgres', (query) => query.forUpdate('u').skipLocked())
+        /**
+         * v2 stream first (batches of at most 100), v1 per report as the fallback
+         */
+        const outcomes = new Map<number, { ok: true } | { ok: false; error: string }>()
+        if (this.#manager.config.usage.transport === 'v2' && due.length) {
+          for (let index = 0; index < due.length; index += 100) {
+            const chunk = due.slice(index, index + 100)
+            if (await this.#streamV2(chunk, clock)) for (const report of chunk) outcomes.set(report.id, { ok: true })
+          }
+        }
         for (const report of due) {
           const meter = this.#manager.config.meters[report.meter]
-          const outcome = await this.#sendOne(report, meter?.eventName ?? report.meter, meterIds)
+          const outcome = outcomes.get(report.id) ?? (await this.#sendOne(report, meter?.eventName ?? report.meter, meterIds))
           const now = clock()
           if (outcome.ok) {
             sent++
@@ -148,6 +162,39 @@ export class UsageReporter {
       if (done) break
     }
     return { sent, failed }
+  }
+
+  /**
+   * Sends up to 100 reports on the v2 meter event stream. The session token is renewed a minute before
+   * its 15 minutes run out, and once more if Stripe says it expired. False when the stream failed
+   * (the caller falls back to v1).
+   */
+  async #streamV2(reports: any[], clock: () => DateTime): Promise<boolean> {
+    const events = reports.map((report) => ({
+      event_name: this.#manager.config.meters[report.meter]?.eventName ?? report.meter,
+      identifier: `adonis-billing:${report.identifier}`,
+      timestamp: fromDbDateTime(report.window_start)!.toISO()!,
+      payload: { stripe_customer_id: report.stripe_customer_id, value: String(Math.round(Number(report.quantity))) },
+    }))
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const token = await this.#sessionToken(clock, attempt > 0)
+        await this.#manager.stripe.call((stripe) => stripe.v2.billing.meterEventStream.create({ events }, { apiKey: token } as any))
+        return true
+      } catch (error: any) {
+        const expired = error?.cause?.type === 'TemporarySessionExpiredError' || error?.stripeCode === 'temporary_session_expired' || /session has expired/.test(String(error?.message))
+        debug('v2 meter event stream failed (%s)%s', error?.message, expired ? ', renewing the session' : '')
+        if (!expired) return false
+      }
+    }
+    return false
+  }
+
+  async #sessionToken(clock: () => DateTime, renew: boolean): Promise<string> {
+    if (!renew && this.#session && this.#session.expiresAt - 60_000 > clock().toMillis()) return this.#session.token
+    const session = await this.#manager.stripe.call((stripe) => stripe.v2.billing.meterEventSession.create())
+    this.#session = { token: session.authentication_token, expiresAt: Date.parse(String(session.expires_at)) }
+    return this.#session.token
   }
 
   async #meterIds() {

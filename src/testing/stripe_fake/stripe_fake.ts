@@ -39,6 +39,7 @@ import type {
 } from './types.ts'
 import { makeId, randomToken, type Obj } from './util.ts'
 import { postEvent, signPayload } from './webhooks.ts'
+import { MeterEventStream, V2Error } from './meter_event_stream.ts'
 
 interface Fault {
   kind: FaultKind
@@ -119,6 +120,7 @@ export class StripeFake {
   #faults: Fault[] = []
   #requests: RecordedRequest[] = []
   #idempotency = new Map<string, CachedResponse>()
+  #stream!: MeterEventStream
   #held = new Set<Socket>()
   #endpoints: EndpointState[] = []
   #deliveries: WebhookDelivery[] = []
@@ -144,6 +146,8 @@ export class StripeFake {
       ...checkoutRoutes(this.#engine, this.#billing),
       ...eventRoutes(this.#engine, (id) => this.#deliverySucceeded(id)),
     ].map(compile)
+    const createMeterEvent = this.#routes.find((route) => route.method === 'POST' && route.path === '/v1/billing/meter_events')!
+    this.#stream = new MeterEventStream(this.#engine, createMeterEvent.handler)
     this.#engine.onEvent = (event) => this.#onEvent(event)
     this.#engine.pendingWebhooks = (type) => this.#endpoints.filter((e) => typeMatches(type, e.types)).length
     this.#server = createServer((req, res) => {
@@ -611,6 +615,8 @@ export class StripeFake {
     const sendError = (error: StripeApiError) =>
       send(error.status, JSON.stringify(error.toPayload(requestId, this.#engine.now()), null, 2), error.headers)
 
+    if (this.#stream.handles(path)) return this.#handleV2(req, method, path, rawBody, headers, record, send)
+
     try {
       record.query = parseForm(url.search.slice(1))
       const contentType = headers['content-type'] ?? ''
@@ -726,6 +732,54 @@ export class StripeFake {
     }
     if (cacheKey) this.#idempotency.set(cacheKey, { fingerprint, status, body, requestId })
     return send(status, body)
+  }
+
+  /**
+   * The v2 meter event API (JSON bodies, session tokens); faults apply as on v1.
+   */
+  #handleV2(
+    req: IncomingMessage,
+    method: string,
+    path: string,
+    rawBody: string,
+    headers: Record<string, string>,
+    record: RecordedRequest,
+    send: (status: number, body: string, extra?: Record<string, string>) => void
+  ) {
+    try {
+      record.body = rawBody ? JSON.parse(rawBody) : {}
+    } catch {
+      record.body = {}
+    }
+    record.params = record.body
+    const authorization = headers.authorization ?? ''
+    record.apiKey = /^bearer /i.test(authorization) ? authorization.slice(7).trim() : null
+    const fault = this.#takeFault(method, path)
+    if (fault) {
+      record.fault = fault.kind
+      if (fault.kind === 'timeout') return this.#hold(req, fault.holdMs)
+      return send(fault.status, new V2Error(fault.status, fault.status === 429 ? 'rate_limit' : 'api_error', fault.message ?? 'Injected fault').body())
+    }
+    try {
+      return send(200, JSON.stringify(this.#stream.handle(method, path, record.apiKey, rawBody)))
+    } catch (error) {
+      if (error instanceof V2Error) return send(error.status, error.body())
+      throw error
+    }
+  }
+
+  /**
+   * Meter events Stripe accepted (v1 calls and v2 stream), oldest first.
+   */
+  get meterEvents(): Array<Record<string, any>> {
+    return this.#engine.meterEvents.map((record) => structuredClone(record.event))
+  }
+
+  /**
+   * Events the v2 meter event stream accepted but could not process, with why.
+   */
+  get meterEventStreamErrors() {
+    return structuredClone(this.#stream.errors)
   }
 
   #readBody(req: IncomingMessage): Promise<string> {
