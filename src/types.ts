@@ -156,7 +156,18 @@ export interface BillingConfigInput {
    * `reportEverySeconds`: report usage to Stripe from the web process on this interval (default off:
    * run `node ace billing:usage:report --watch` as a worker instead)
    */
-  usage?: { reportEverySeconds?: number; transport?: 'v2' | 'v1' }
+  usage?: {
+    reportEverySeconds?: number
+    transport?: 'v2' | 'v1'
+    /** Largest batch of `recordMany` / `POST /billing/v1/usage` (default 1000) */
+    maxBatch?: number
+    /** How far back a usage timestamp may be (default 35 days, Stripe's limit) */
+    maxAgeDays?: number
+    /** How far ahead a usage timestamp may be (default 300 s, Stripe's limit) */
+    maxFutureSeconds?: number
+    /** Largest `properties` JSON of one record (default 4096 bytes) */
+    maxPropertiesBytes?: number
+  }
   entitlements?: {
     source?: 'catalog' | 'stripe'
     /**
@@ -210,7 +221,14 @@ export interface ResolvedBillingConfig {
   webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean }
   routes: { prefix: string }
   entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null }
-  usage: { reportEverySeconds: number | null; transport: 'v2' | 'v1' }
+  usage: {
+    reportEverySeconds: number | null
+    transport: 'v2' | 'v1'
+    maxBatch: number
+    maxAgeDays: number
+    maxFutureSeconds: number
+    maxPropertiesBytes: number
+  }
 }
 
 /**

@@ -101,3 +101,51 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+for (const dialect of DIALECTS) {
+  test.group(`usage aggregations [${dialect}]`, () => {
+    test('sum, count, max, last and unique_count over any range', async ({ assert }) => {
+      const { testCatalog } = await import('./fixtures/catalog.ts')
+      const catalog = testCatalog({ usage: { maxBatch: 50 } })
+      catalog.meters = {
+        ...catalog.meters,
+        requests: { name: 'Requests', aggregation: 'count' },
+        storage: { name: 'Peak storage', aggregation: 'max' },
+        seats_now: { name: 'Seats', aggregation: 'last' },
+        active_users: { name: 'Active users', aggregation: 'unique_count', uniqueProperty: 'user_id' },
+      }
+      const { billing } = await setupApp(dialect, { billing: catalog })
+      const user = await User.create({ email: 'agg@example.com', name: null })
+      const customerId = (await billing.for(user).customer()).id
+      const t = DateTime.utc().minus({ hours: 5 }).startOf('hour')
+      const at = (minutes: number) => t.plus({ minutes })
+      await billing.usage.recordMany([
+        { customerId, meter: 'api_calls', quantity: '1.5', idempotencyKey: 's1', at: at(1) },
+        { customerId, meter: 'api_calls', quantity: 2, idempotencyKey: 's2', at: at(70) },
+        { customerId, meter: 'requests', quantity: 5, idempotencyKey: 'c1', at: at(2) },
+        { customerId, meter: 'requests', quantity: 9, idempotencyKey: 'c2', at: at(90) },
+        { customerId, meter: 'storage', quantity: 40, idempotencyKey: 'm1', at: at(3) },
+        { customerId, meter: 'storage', quantity: 25, idempotencyKey: 'm2', at: at(100) },
+        { customerId, meter: 'seats_now', quantity: 8, idempotencyKey: 'l2', at: at(120) },
+        { customerId, meter: 'seats_now', quantity: 3, idempotencyKey: 'l1', at: at(10) },
+        { customerId, meter: 'active_users', quantity: 1, idempotencyKey: 'u1', at: at(5), properties: { user_id: 'a' } },
+        { customerId, meter: 'active_users', quantity: 1, idempotencyKey: 'u2', at: at(65), properties: { user_id: 'b' } },
+        { customerId, meter: 'active_users', quantity: 1, idempotencyKey: 'u3', at: at(125), properties: { user_id: 'a' } },
+      ])
+      const range = [t, t.plus({ hours: 3 })] as const
+      const total = (meter: string) => billing.for(user).usage(meter).total(...range)
+      assert.equal(await total('api_calls'), 3.5)
+      assert.equal(await total('requests'), 2)
+      assert.equal(await total('storage'), 40)
+      assert.equal(await total('seats_now'), 8, 'last by occurrence, not by arrival')
+      assert.equal(await total('active_users'), 2)
+      assert.equal(await billing.for(user).usage('active_users').total(t.plus({ hours: 1 }), t.plus({ hours: 3 })), 2)
+      assert.equal(await billing.for(user).usage('active_users').total(t.plus({ hours: 2 }), t.plus({ hours: 3 })), 1)
+
+      const tooMany = Array.from({ length: 51 }, (_, index) => ({ customerId, meter: 'api_calls', quantity: 1, idempotencyKey: `b${index}` }))
+      const error = await billing.usage.recordMany(tooMany).catch((reason) => reason)
+      assert.equal(error.status, 413)
+      assert.equal(error.code, 'E_BILLING_INVALID_USAGE')
+    })
+  })
+}

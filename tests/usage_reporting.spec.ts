@@ -5,8 +5,8 @@ import { User } from './fixtures/user.ts'
 import UsageReport from '../src/models/usage_report.ts'
 import BillingUsageReconcile from '../commands/billing_usage_reconcile.ts'
 
-async function reportingWorld(dialect: 'sqlite' | 'pg') {
-  const world = await setupStripeApp(dialect, { environment: 'console' })
+async function reportingWorld(dialect: 'sqlite' | 'pg', billing?: import('../src/types.ts').BillingConfigInput) {
+  const world = await setupStripeApp(dialect, { environment: 'console', billing })
   const sync = world.billing.catalogSync()
   await sync.apply(await sync.plan())
   const user = await User.create({ email: 'r@example.com', name: null })
@@ -143,6 +143,21 @@ for (const dialect of DIALECTS) {
       assert.equal(results[0].sent + results[1].sent, 30)
       assert.lengthOf(w.stripeEvents(), 30)
       assert.lengthOf(new Set(w.stripeEvents().map((event) => event.identifier)), 30)
+    })
+
+    test('on v1, two workers keep one call in flight per customer and meter and still send everything once', async ({ assert }) => {
+      const { testCatalog } = await import('./fixtures/catalog.ts')
+      const w = await reportingWorld(dialect, testCatalog({ usage: { transport: 'v1' } }))
+      const base = w
+      for (let index = 0; index < 12; index++) await w.record(1, `v1-${index}`, w.hour.minus({ hours: index }))
+      await w.billing.usageReporter.plan()
+      for (let round = 0; round < 10 && (await UsageReport.query().whereNot('status', 'sent')).length > 0; round++) {
+        await Promise.all([w.billing.usageReporter.send({ batchSize: 3 }), w.billing.usageReporter.send({ batchSize: 3 })])
+      }
+      assert.lengthOf(await UsageReport.query().where('status', 'sent'), 12)
+      assert.lengthOf(base.fake.meterEvents, 12)
+      assert.lengthOf(new Set(base.fake.meterEvents.map((event) => event.identifier)), 12)
+      assert.lengthOf(base.fake.requestsTo('POST', '/v2/billing/meter_event_stream'), 0)
     })
 
     test('billing:usage:reconcile lists differences and exits 1', async ({ assert }) => {

@@ -361,7 +361,12 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
   const config = record(input, 'config')
   checkKeys(config, 'config', ['connection', 'currency', 'stripe', 'features', 'meters', 'plans', 'policy', 'tax', 'webhooks', 'routes', 'entitlements', 'usage'])
   const usage = record(config.usage, 'usage')
-  checkKeys(usage, 'usage', ['reportEverySeconds', 'transport'])
+  checkKeys(usage, 'usage', ['reportEverySeconds', 'transport', 'maxBatch', 'maxAgeDays', 'maxFutureSeconds', 'maxPropertiesBytes'])
+  const limit = (key: string, fallback: number, max: number) => {
+    const value = usage[key] === undefined ? fallback : positiveInteger(usage[key], `usage.${key}`)
+    if (value > max) fail(`usage.${key}`, `must be at most ${max}`)
+    return value
+  }
   const defaultCurrency = currency(config.currency, 'currency', 'usd')
   const meters = normalizeMeters(config.meters)
   const features = normalizeFeatures(config.features, meters)
@@ -411,6 +416,10 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
     usage: {
       reportEverySeconds: usage.reportEverySeconds === undefined ? null : positiveInteger(usage.reportEverySeconds, 'usage.reportEverySeconds'),
       transport: oneOf(usage.transport, 'usage.transport', ['v2', 'v1'], 'v2' as const),
+      maxBatch: limit('maxBatch', 1000, 10_000),
+      maxAgeDays: limit('maxAgeDays', 35, 35),
+      maxFutureSeconds: limit('maxFutureSeconds', 300, 300),
+      maxPropertiesBytes: limit('maxPropertiesBytes', 4096, 65_536),
     },
   }
 }

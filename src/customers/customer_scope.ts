@@ -24,7 +24,7 @@ import { toDbDateTime } from '../models/columns.ts'
 import { billableIdentity, type BillableRow } from '../mixins/billable.ts'
 import { FeatureNotIncludedException, InvalidArgumentException, NotBillableException, PaymentRequiredException, QuotaExceededException } from '../errors.ts'
 import { randomUUID } from 'node:crypto'
-import { meterTotal, recordUsageEvent } from '../usage/record_usage.ts'
+import { meterTotal, meterValue, recordUsageEvent } from '../usage/record_usage.ts'
 import { priceUsage } from '../usage/usage_pricing.ts'
 import type { EntitlementsSnapshot } from '../entitlements/entitlement_resolver.ts'
 import type { BillingManager } from '../billing_manager.ts'
@@ -412,9 +412,14 @@ export class CustomerScope {
         const [result] = await this.#manager.usage.recordMany([{ customerId: customer.id, meter, quantity, ...options }])
         return result.status
       },
+      /**
+       * The meter's value over [from, to) by its aggregation (sum, count, max, last, unique_count).
+       */
       total: async (from: DateTime, to: DateTime) => {
         const customer = await this.find()
-        return customer ? meterTotal(this.#manager.db(), customer.id, meter, from, to) : 0
+        const definition = this.#manager.config.meters[meter]
+        if (!definition) throw new InvalidArgumentException(`Unknown meter "${meter}"`)
+        return customer ? meterValue(this.#manager.db(), { key: meter, ...definition }, customer.id, from, to) : 0
       },
       /**
        * The charge so far this billing period under the customer's plan (minor units, rounded half up
@@ -428,7 +433,7 @@ export class CustomerScope {
         if (!subscription) return null
         const price = this.#manager.config.plans[subscription.plan].usagePrices.find((candidate) => candidate.meter === meter)!
         const period = this.#manager.entitlements.period([subscription])
-        const quantity = await meterTotal(this.#manager.db(), customer.id, meter, period.from, period.to)
+        const quantity = await meterValue(this.#manager.db(), { key: meter, ...this.#manager.config.meters[meter] }, customer.id, period.from, period.to)
         return { plan: subscription.plan, periodStart: period.from.toUTC().toISO(), periodEnd: period.to.toUTC().toISO(), ...priceUsage(price, String(quantity)) }
       },
     }

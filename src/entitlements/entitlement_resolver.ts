@@ -13,7 +13,7 @@ import type { BillingManager } from '../billing_manager.ts'
 import { loadEntitlementRows, type EntitlementSubscription } from './entitlement_rows.ts'
 import { applyGrants, combinePlanFeatures, subscriptionGrants } from './plan_entitlements.ts'
 import type { CachedEntitlements } from './entitlement_cache.ts'
-import { meterTotal } from '../usage/record_usage.ts'
+import { meterValue } from '../usage/record_usage.ts'
 
 /**
  * One resolved feature: a boolean, or a limit/quota with what is used (`limit: null` = unlimited).
@@ -148,7 +148,8 @@ export class EntitlementResolver {
         features[key] = { limit, used, remaining: limit === null ? null : Math.max(0, limit - used) }
       } else {
         const period = this.period(values.subscriptions, now)
-        const used = await meterTotal(this.#manager.db(), customer.id, definition.meter, period.from, period.to)
+        const meter = config.meters[definition.meter]
+        const used = await meterValue(this.#manager.db(), { key: definition.meter, aggregation: meter.aggregation, uniqueProperty: meter.uniqueProperty }, customer.id, period.from, period.to)
         features[key] = { limit, used, remaining: limit === null ? null : Math.max(0, limit - used), resetsAt: period.to.toUTC().toISO() }
       }
     }

@@ -8,7 +8,7 @@
  */
 
 import { DateTime } from 'luxon'
-import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
+import type { QueryClientContract, TransactionClientContract } from '@adonisjs/lucid/types/database'
 import { toDbDateTime } from '../models/columns.ts'
 
 /**
@@ -204,4 +204,47 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
     )
   }
   return recorded
+}
+
+/**
+ * The value of a meter for a customer over [from, to), by the meter's aggregation: `sum`, `count`
+ * (events), `max`, `last` (latest occurrence) from the hourly rollups, and `unique_count` (distinct
+ * values of the meter's `uniqueProperty`) from the events themselves.
+ */
+export async function meterValue(
+  client: QueryClientContract,
+  meter: { key: string; aggregation: string; uniqueProperty?: string },
+  customerId: number,
+  from: DateTime,
+  to: DateTime
+): Promise<number> {
+  const rollups = () =>
+    client
+      .from('billing_usage_rollups')
+      .where('customer_id', customerId)
+      .where('meter', meter.key)
+      .where('bucket', '>=', toDbDateTime(from.toUTC().startOf('hour')))
+      .where('bucket', '<', toDbDateTime(to))
+  switch (meter.aggregation) {
+    case 'count':
+      return Number((await rollups().sum('count as value').first())?.value ?? 0)
+    case 'max':
+      return Number((await rollups().max('max as value').first())?.value ?? 0)
+    case 'last':
+      return Number((await rollups().orderBy('last_at', 'desc').select('last').first())?.last ?? 0)
+    case 'unique_count': {
+      const extract = client.dialect.name === 'postgres' ? '(properties::jsonb ->> ?)' : "json_extract(properties, '$.' || ?)"
+      const row = await client
+        .from('billing_usage_events')
+        .where('customer_id', customerId)
+        .where('meter', meter.key)
+        .where('occurred_at', '>=', toDbDateTime(from))
+        .where('occurred_at', '<', toDbDateTime(to))
+        .select(client.raw(`count(distinct ${extract}) as value`, [meter.uniqueProperty ?? '']))
+        .first()
+      return Number(row?.value ?? 0)
+    }
+    default:
+      return meterTotal(client, customerId, meter.key, from, to)
+  }
 }

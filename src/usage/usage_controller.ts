@@ -14,11 +14,6 @@ import { fromDbDateTime, toDbDateTime } from '../models/columns.ts'
 import { InvalidArgumentException, UnauthenticatedException } from '../errors.ts'
 import { UsageValidationException, type UsageRecordInput } from './usage_recorder.ts'
 
-/**
- * Largest batch `POST /billing/v1/usage` takes.
- */
-export const MAX_USAGE_BATCH = 1000
-
 async function readNdjson(ctx: HttpContext): Promise<unknown[]> {
   let text = ctx.request.raw()
   if (text === null || text === undefined) {
@@ -44,7 +39,7 @@ async function readNdjson(ctx: HttpContext): Promise<unknown[]> {
 
 /**
  * `POST <prefix>/v1/usage`: usage from other services, as a JSON array or NDJSON
- * (`application/x-ndjson`), at most 1000 records; each names its customer by `customerId` or by
+ * (`application/x-ndjson`), at most `usage.maxBatch` records (413 beyond); each names its customer by `customerId` or by
  * `billableType` + `billableId`. All or nothing: 200 with per-item results, or 422 listing every bad
  * item (nothing stored).
  */
@@ -53,11 +48,6 @@ export async function recordUsage(ctx: HttpContext) {
   const contentType = ctx.request.header('content-type') ?? ''
   const items = contentType.includes('ndjson') ? await readNdjson(ctx) : ctx.request.body()
   if (!Array.isArray(items)) throw new InvalidArgumentException('Send a JSON array of usage records (or NDJSON)')
-  if (items.length > MAX_USAGE_BATCH) {
-    const error = new InvalidArgumentException(`At most ${MAX_USAGE_BATCH} records per request (got ${items.length})`)
-    error.status = 413
-    throw error
-  }
 
   /**
    * Resolve billable references to customer ids in one query

@@ -44,9 +44,6 @@ export class UsageValidationException extends BillingException {
 }
 
 const DECIMAL = /^\d{1,18}(\.\d{1,12})?$/
-const MAX_AGE_DAYS = 35
-const MAX_FUTURE_SECONDS = 300
-const MAX_PROPERTIES_BYTES = 4096
 const MAX_KEY_LENGTH = 255
 
 /**
@@ -63,6 +60,7 @@ export class UsageRecorder {
 
   #validate(records: UsageRecordInput[], knownCustomers: Set<number>, now: DateTime) {
     const errors: UsageValidationException['errors'] = []
+    const { maxAgeDays: MAX_AGE_DAYS, maxFutureSeconds: MAX_FUTURE_SECONDS, maxPropertiesBytes: MAX_PROPERTIES_BYTES } = this.#manager.config.usage
     const oldest = now.minus({ days: MAX_AGE_DAYS }).toMillis()
     const newest = now.plus({ seconds: MAX_FUTURE_SECONDS }).toMillis()
     const items = records.map((record, index) => {
@@ -103,6 +101,11 @@ export class UsageRecorder {
   async recordMany(records: UsageRecordInput[]): Promise<UsageRecordResult[]> {
     if (!Array.isArray(records)) throw new UsageValidationException('Usage records must be an array')
     if (records.length === 0) return []
+    if (records.length > this.#manager.config.usage.maxBatch) {
+      const error = new UsageValidationException(`At most ${this.#manager.config.usage.maxBatch} records per batch (got ${records.length}); nothing was stored`)
+      error.status = 413
+      throw error
+    }
     const now = DateTime.utc()
     const ids = [...new Set(records.map((record) => record?.customerId).filter((id) => Number.isSafeInteger(id)))]
     const known = new Set<number>(

@@ -27,7 +27,8 @@ const STRIPE_MAX_AGE_DAYS = 35
  * - senders lock due reports with `FOR UPDATE SKIP LOCKED` (PostgreSQL), so workers share the outbox;
  *   Stripe deduplicates the identifier for 24 h, so a crash between sending and marking is harmless
  *   (the resend's "already exists" answer marks the report sent);
- * - 429, 5xx and network errors back off exponentially with jitter.
+ * - 429, 5xx and network errors back off exponentially with jitter; v1 calls (the fallback) are limited
+ *   to one in flight per customer and meter across workers, as Stripe requires.
  * Stripe meter values are whole numbers: a fractional window total is rounded half up.
  */
 export class UsageReporter {
@@ -140,9 +141,24 @@ export class UsageReporter {
             if (await this.#streamV2(chunk, clock)) for (const report of chunk) outcomes.set(report.id, { ok: true })
           }
         }
+        let skipped = 0
         for (const report of due) {
           const meter = this.#manager.config.meters[report.meter]
-          const outcome = outcomes.get(report.id) ?? (await this.#sendOne(report, meter?.eventName ?? report.meter, meterIds))
+          let outcome = outcomes.get(report.id)
+          if (!outcome) {
+            /**
+             * v1 allows one concurrent call per customer and meter: across workers, a report whose
+             * customer and meter another worker is sending waits for the next run
+             */
+            if (trx.dialect.name === 'postgres') {
+              const { rows } = await trx.rawQuery('select pg_try_advisory_xact_lock(hashtext(?)) as ok', [`adonis-billing:v1:${report.stripe_customer_id}:${report.meter}`])
+              if (!rows[0].ok) {
+                skipped++
+                continue
+              }
+            }
+            outcome = await this.#sendOne(report, meter?.eventName ?? report.meter, meterIds)
+          }
           const now = clock()
           if (outcome.ok) {
             sent++
@@ -157,7 +173,10 @@ export class UsageReporter {
               .update({ status: 'failed', attempts, error: outcome.error, next_attempt_at: toDbDateTime(now.plus({ seconds: Math.round(delay) })), updated_at: toDbDateTime(now) })
           }
         }
-        return due.length < batchSize
+        /**
+         * Done when the outbox is drained, or when everything left is another worker's to send
+         */
+        return due.length < batchSize || skipped === due.length
       })
       if (done) break
     }
