@@ -205,3 +205,36 @@ test.group('in-process usage reporting', (group) => {
     assert.deepInclude(world.fake.meterEvents[0].payload, { value: '9' })
   })
 })
+
+test.group('usage reporting of max and unique_count meters', () => {
+  test('period-to-date values, so the last value Stripe keeps is the period max and distinct count', async ({ assert }) => {
+    const { testCatalog } = await import('./fixtures/catalog.ts')
+    const catalog = testCatalog()
+    catalog.meters = {
+      ...catalog.meters,
+      storage: { name: 'Peak storage', aggregation: 'max' },
+      active_users: { name: 'Active users', aggregation: 'unique_count', uniqueProperty: 'user_id' },
+    }
+    const w = await reportingWorld('sqlite', catalog)
+    const t = DateTime.utc().minus({ hours: 4 }).startOf('hour')
+    const customerId = w.customerId
+    const { default: Subscription } = await import('../src/models/subscription.ts')
+    await Subscription.create({ customerId, name: 'default', plan: 'pro', status: 'active', cancelAtPeriodEnd: false, currentPeriodStart: t.minus({ days: 1 }), currentPeriodEnd: t.plus({ days: 29 }) })
+    await w.billing.usage.recordMany([
+      { customerId, meter: 'storage', quantity: 40, idempotencyKey: 's1', at: t.plus({ minutes: 5 }) },
+      { customerId, meter: 'storage', quantity: 25, idempotencyKey: 's2', at: t.plus({ hours: 1, minutes: 5 }) },
+      { customerId, meter: 'active_users', quantity: 1, idempotencyKey: 'u1', at: t.plus({ minutes: 5 }), properties: { user_id: 'a' } },
+      { customerId, meter: 'active_users', quantity: 1, idempotencyKey: 'u2', at: t.plus({ hours: 1, minutes: 5 }), properties: { user_id: 'b' } },
+      { customerId, meter: 'active_users', quantity: 1, idempotencyKey: 'u3', at: t.plus({ hours: 2, minutes: 5 }), properties: { user_id: 'a' } },
+    ])
+    await w.billing.usageReporter.plan()
+    await w.billing.usageReporter.send()
+    const values = (eventName: string) =>
+      w.fake.meterEvents
+        .filter((event) => event.event_name === eventName)
+        .sort((a, b) => a.timestamp - b.timestamp)
+        .map((event) => event.payload.value)
+    assert.deepEqual(values('storage'), ['40', '40'])
+    assert.deepEqual(values('active_users'), ['1', '2', '2'])
+  })
+})

@@ -11,6 +11,7 @@ import { DateTime } from 'luxon'
 import type { BillingManager } from '../billing_manager.ts'
 import { fromDbDateTime, toDbDateTime } from '../models/columns.ts'
 import debug from '../debug.ts'
+import { meterValue } from './record_usage.ts'
 
 const REPORTS = 'billing_usage_reports'
 /** Stripe accepts meter events up to 35 days back */
@@ -22,8 +23,9 @@ const STRIPE_MAX_AGE_DAYS = 35
  * - a window closes `settleSeconds` after its hour ends; its report has the deterministic identifier
  *   `<customer>:<meter>:<window start>:0`, so planners on several workers insert it once;
  * - usage that arrives after its window was reported becomes a correction report (`…:1`, `…:2`) for
- *   the difference (sum and count meters) or the new value (last and max meters, which Stripe keeps
- *   as `last`): never lost, never counted twice;
+ *   the difference (sum and count meters) or the new value (last, max and unique_count meters, which
+ *   Stripe keeps as `last`; max and unique_count report the billing-period-to-date value, so the last
+ *   one Stripe keeps is the period's): never lost, never counted twice;
  * - senders lock due reports with `FOR UPDATE SKIP LOCKED` (PostgreSQL), so workers share the outbox;
  *   Stripe deduplicates the identifier for 24 h, so a crash between sending and marking is harmless
  *   (the resend's "already exists" answer marks the report sent);
@@ -76,12 +78,31 @@ export class UsageReporter {
 
     let created = 0
     const stamp = toDbDateTime(now)
+    /**
+     * Billing periods per customer (subscription periods), for meters whose Stripe formula is `last`
+     * but whose value spans the period: max and unique_count report the period-to-date value
+     */
+    const periods = new Map<number, Array<{ start: DateTime; end: DateTime }>>()
+    const periodStart = async (customerId: number, at: DateTime) => {
+      if (!periods.has(customerId)) {
+        const rows = await db.from('billing_subscriptions').where('customer_id', customerId).whereNotNull('current_period_start').select('current_period_start', 'current_period_end')
+        periods.set(customerId, rows.map((row) => ({ start: fromDbDateTime(row.current_period_start)!, end: fromDbDateTime(row.current_period_end)! })))
+      }
+      return periods.get(customerId)!.find((period) => period.start <= at && at < period.end)?.start ?? at.startOf('month')
+    }
     for (const rollup of rollups) {
       const meter = meters[rollup.meter]
-      if (!meter || meter.aggregation === 'unique_count') continue
+      if (!meter) continue
       const windowStart = fromDbDateTime(rollup.bucket)!
+      const customerId = Number(rollup.customer_id)
       const value =
-        meter.aggregation === 'count' ? Number(rollup.count) : meter.aggregation === 'max' ? Number(rollup.max) : meter.aggregation === 'last' ? Number(rollup.last) : Number(rollup.sum)
+        meter.aggregation === 'max' || meter.aggregation === 'unique_count'
+          ? await meterValue(db, { key: rollup.meter, ...meter }, customerId, await periodStart(customerId, windowStart), windowStart.plus({ hours: 1 }))
+          : meter.aggregation === 'count'
+            ? Number(rollup.count)
+            : meter.aggregation === 'last'
+              ? Number(rollup.last)
+              : Number(rollup.sum)
       const key = `${rollup.customer_id}:${rollup.meter}:${windowStart.toISO()}`
       const previous = byWindow.get(key)
       const additive = meter.aggregation === 'sum' || meter.aggregation === 'count'
