@@ -7,7 +7,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export interface PostgresCluster {
@@ -102,11 +102,4 @@ export async function startPostgres(): Promise<PostgresCluster> {
       }
     },
   }
-}
-
-/**
- * The user running this process, for messages.
- */
-export function whoami() {
-  return userInfo().username
 }

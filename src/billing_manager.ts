@@ -141,7 +141,8 @@ export class BillingManager {
    */
   async registerRoutes(options: { admin?: (route: any) => void; me?: (route: any) => void; usage?: (route: any) => void } = {}) {
     const router = await this.app.container.make('router')
-    const { handleStripeWebhook, myEntitlements, webhookHealth } = await import('./webhooks/webhook_controller.ts')
+    const { handleStripeWebhook, webhookHealth } = await import('./webhooks/webhook_controller.ts')
+    const { myEntitlements } = await import('./entitlements/entitlements_controller.ts')
     const prefix = this.config.routes.prefix
     router.post(`${prefix}/webhooks/stripe`, handleStripeWebhook).as('billing.webhooks.stripe')
     const health = router.get(`${prefix}/webhooks/health`, webhookHealth).as('billing.webhooks.health')

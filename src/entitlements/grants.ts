@@ -27,19 +27,6 @@ export interface GrantOptions {
 }
 
 /**
- * The grants of a customer in force at `now`.
- */
-export async function activeGrants(manager: BillingManager, customerId: number, now = DateTime.utc()) {
-  const at = toDbDateTime(now)
-  return EntitlementGrant.query({ client: manager.db() })
-    .where('customer_id', customerId)
-    .whereNull('revoked_at')
-    .where('starts_at', '<=', at)
-    .where((query) => query.whereNull('expires_at').orWhere('expires_at', '>', at))
-    .orderBy('id')
-}
-
-/**
  * Validates a grant value against the feature's type.
  */
 function checkValue(manager: BillingManager, feature: string, value: FeatureValue) {

@@ -33,17 +33,3 @@ export async function webhookHealth(ctx: HttpContext) {
   const status = await billing.webhookStatus()
   return ctx.response.status(status.healthy ? 200 : 503).send(status)
 }
-
-/**
- * `GET <prefix>/v1/me/entitlements`: exactly what the `entitled` middleware enforces, for the
- * authenticated billable (`ctx.auth.user`), so a UI never shows a feature the server will refuse.
- */
-export async function myEntitlements(ctx: HttpContext) {
-  const billing = await ctx.containerResolver.make('billing.manager')
-  const user = (ctx as any).auth?.user
-  if (!user) {
-    const { UnauthenticatedException } = await import('../errors.ts')
-    throw new UnauthenticatedException('Sign in to see your entitlements')
-  }
-  return ctx.response.ok(await billing.for(user).entitlements())
-}
