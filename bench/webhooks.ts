@@ -31,10 +31,11 @@ await withPostgres(async () => {
   /**
    * Distinct customer.updated events for 100 linked customers, built from a real event of the fake
    */
-  const stripeIds: string[] = []
+  const customers: Array<{ stripeId: string; localId: string }> = []
   for (let index = 0; index < 100; index++) {
     const user = await User.create({ email: `bench${index}@example.com`, name: `Bench ${index}` })
-    stripeIds.push(await world.billing.for(user).stripeCustomerId())
+    const stripeId = await world.billing.for(user).stripeCustomerId()
+    customers.push({ stripeId, localId: String((await world.billing.for(user).customer()).id) })
   }
   const template = world.fake.store.events('customer.created')[0] as any
   const created = Math.floor(Date.now() / 1000) - 60
@@ -47,7 +48,8 @@ await withPostgres(async () => {
     const bodies: string[] = []
     for (let index = 0; index < DISTINCT; index++) {
       const n = serial++
-      const customer = { ...template.data.object, id: stripeIds[n % stripeIds.length], name: `Name ${n}` }
+      const owner = customers[n % customers.length]
+      const customer = { ...template.data.object, id: owner.stripeId, name: `Name ${n}`, metadata: { ...template.data.object.metadata, adonis_billing_customer_id: owner.localId } }
       bodies.push(JSON.stringify({ ...template, id: `evt_bench${String(n).padStart(8, '0')}`, type: process.env.BENCH_TYPE ?? 'customer.updated', created: created + n, data: { object: customer } }, null, 2))
     }
     const order = [...bodies.map((_, index) => index), ...bodies.map((_, index) => index)]

@@ -33,7 +33,9 @@ export default class BillingAuditVerify extends BaseCommand {
       const why =
         result.reason === 'head_mismatch'
           ? `the newest rows were removed (the chain head is ahead of row count ${result.checked})`
-          : `at row #${result.brokenAt} (${result.reason === 'hash_mismatch' ? 'row content was changed' : 'a row before it was removed or inserted'}); ${result.checked} rows verified before it`
+          : result.reason === 'unsealed'
+            ? `at row #${result.brokenAt} (it never joined the chain: written around the package, or the billing_audit_seal trigger is missing); ${result.checked} chained rows verified`
+            : `at row #${result.brokenAt} (${result.reason === 'hash_mismatch' ? 'row content was changed' : 'a row before it was removed or inserted'}); ${result.checked} rows verified before it`
       this.logger.error(`audit chain broken ${why}`)
     }
     if (!result.ok) this.exitCode = 1

@@ -33,7 +33,8 @@ for (const dialect of DIALECTS) {
       const stored = await AuditLog.findOrFail(first.id)
       assert.deepEqual(stored.after, { tax: { automatic: true } })
       assert.equal(stored.occurredAt.toMillis(), first.occurredAt.toMillis())
-      assert.equal(auditHash(stored.prevHash, stored), stored.hash)
+      assert.equal(stored.seq, 1)
+      assert.equal(auditHash(stored.prevHash!, stored), stored.hash)
       assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 3 })
     })
 
@@ -85,6 +86,68 @@ for (const dialect of DIALECTS) {
       assert.isTrue((await billing.audit.verify()).ok)
     })
 
+    test('a transaction in progress does not hold the chain head; rows join it in commit order', async ({ assert }) => {
+      const { billing } = await setupApp(dialect)
+      if (dialect === 'sqlite') {
+        /**
+         * One writer: the row is linked at once
+         */
+        const row = await billing.db().transaction((trx) => billing.audit.record({ action: 'inline' }, { client: trx }))
+        assert.equal(row.seq, 1)
+        assert.equal(row.prevHash, GENESIS_HASH)
+        return
+      }
+      let releaseSlow!: () => void
+      const slowMayCommit = new Promise<void>((resolve) => (releaseSlow = resolve))
+      let slowRow: AuditLog | undefined
+      const slow = billing.db().transaction(async (trx) => {
+        slowRow = await billing.audit.record({ action: 'slow' }, { client: trx })
+        await slowMayCommit
+      })
+      while (!slowRow) await new Promise((resolve) => setTimeout(resolve, 5))
+      assert.isNull(slowRow.hash)
+      assert.isNull(slowRow.seq)
+      /**
+       * Another writer records and commits while the slow transaction is still open
+       */
+      const fast = await billing.audit.record({ action: 'fast' })
+      assert.equal(fast.seq, 1)
+      assert.equal(fast.prevHash, GENESIS_HASH)
+      releaseSlow()
+      await slow
+      const rows = await AuditLog.query().orderBy('seq')
+      assert.deepEqual(
+        rows.map((row) => [row.action, row.seq]),
+        [
+          ['fast', 1],
+          ['slow', 2],
+        ]
+      )
+      assert.isAbove(rows[1].id, 0)
+      assert.isBelow(rows[1].id, rows[0].id)
+      assert.equal(rows[1].prevHash, fast.hash)
+      assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 2 })
+    })
+
+    test('a row written around the package is reported (SQLite) or chained by the trigger (PostgreSQL)', async ({ assert }) => {
+      const { billing, db } = await setupApp(dialect)
+      await billing.audit.record({ action: 'kept' })
+      const [inserted] = await db
+        .table('billing_audit_logs')
+        .insert({ occurred_at: new Date().toISOString(), actor_type: 'system', action: 'sneaked', content_hash: '0'.repeat(64) })
+        .returning('id')
+      const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
+      if (dialect === 'sqlite') {
+        assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: id, reason: 'unsealed' })
+      } else {
+        /**
+         * Chained at commit, but its content hash was not computed from its content
+         */
+        assert.equal((await AuditLog.findOrFail(id)).seq, 2)
+        assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: id, reason: 'hash_mismatch' })
+      }
+    })
+
     test('concurrent writers never fork the chain', async ({ assert }) => {
       const { billing } = await setupApp(dialect)
       const writers = 40
@@ -102,6 +165,10 @@ for (const dialect of DIALECTS) {
       const rows = await AuditLog.query().orderBy('id')
       assert.lengthOf(rows, writers)
       assert.lengthOf(new Set(rows.map((row) => row.prevHash)), writers)
+      assert.sameMembers(
+        rows.map((row) => row.seq),
+        Array.from({ length: writers }, (_, i) => i + 1)
+      )
       assert.deepEqual(await billing.audit.verify({ pageSize: 7 }), { ok: true, checked: writers })
     })
 

@@ -47,10 +47,25 @@ type AuditContent = Pick<
 > & { occurredAt: DateTime }
 
 /**
- * SHA-256 over the previous hash and the canonical JSON of the row.
+ * The chain hash of a row: sha256 over the previous row's hash and the row's content hash.
  */
 export function auditHash(prevHash: string, content: AuditContent): string {
-  return hashOver(prevHash, canonicalContent(content))
+  return chainHash(prevHash, contentHash(content))
+}
+
+/**
+ * sha256 hex of the canonical JSON of a row's content (stored as `content_hash`).
+ */
+export function contentHash(content: AuditContent): string {
+  return createHash('sha256').update(canonicalContent(content)).digest('hex')
+}
+
+/**
+ * sha256 hex of `prevHash + "\n" + contentHash` (computed the same way in SQL by the PostgreSQL
+ * trigger that extends the chain at commit).
+ */
+export function chainHash(prevHash: string, contentHashHex: string): string {
+  return createHash('sha256').update(prevHash).update('\n').update(contentHashHex).digest('hex')
 }
 
 /**
@@ -81,13 +96,6 @@ function canonicalContent(content: AuditContent): string {
 }
 
 /**
- * sha256 hex of `prevHash + "\n" + canonical` (computed the same way in SQL on PostgreSQL).
- */
-function hashOver(prevHash: string, canonical: string): string {
-  return createHash('sha256').update(prevHash).update('\n').update(canonical).digest('hex')
-}
-
-/**
  * Result of `AuditTrail.verify()`.
  */
 export interface AuditVerification {
@@ -95,8 +103,13 @@ export interface AuditVerification {
   checked: number
   /** id of the first row that does not verify (absent for `head_mismatch`) */
   brokenAt?: number
-  /** `head_mismatch`: the newest rows were removed (the head is ahead of the last row) */
-  reason?: 'hash_mismatch' | 'chain_break' | 'head_mismatch'
+  /**
+   * `hash_mismatch`: a row's content was edited; `chain_break`: a row was removed or inserted;
+   * `head_mismatch`: the newest rows were removed (the head is ahead of the last row); `unsealed`: a
+   * committed row never joined the chain (written around the package, or the PostgreSQL trigger is
+   * missing)
+   */
+  reason?: 'hash_mismatch' | 'chain_break' | 'head_mismatch' | 'unsealed'
 }
 
 /**
@@ -124,7 +137,15 @@ export class AuditTrail {
    */
   async record(entry: AuditEntryInput, options: { client?: TransactionClientContract } = {}): Promise<AuditLog> {
     if (!options.client) {
-      return this.#connection().transaction((trx) => this.record(entry, { client: trx }))
+      const row = await this.#connection().transaction((trx) => this.record(entry, { client: trx }))
+      /**
+       * Committed: on PostgreSQL the row has just joined the chain, read its place
+       */
+      if (row.hash === null) {
+        const sealed = await this.#connection().from(AuditLog.table).where('id', row.id).select('seq', 'prev_hash', 'hash').first()
+        row.$consumeAdapterResult(sealed)
+      }
+      return row
     }
     const trx = options.client
     const context = entry.actor ? null : currentActor(this.#app)
@@ -144,54 +165,36 @@ export class AuditTrail {
       eventId: entry.eventId ?? (actor.type === 'webhook' ? actor.id : null),
     }
 
-    /**
-     * Serialize appenders on the head row: `FOR UPDATE` waits for a concurrent appender to commit and
-     * then reads the hash it wrote (SQLite has a single writer anyway). The unique prev_hash index is
-     * the backstop on every dialect.
-     */
     const columns = columnsOf(content)
-    const values = {
+    const values: Record<string, unknown> = {
       ...columns,
       before: columns.before === null ? null : JSON.stringify(columns.before),
       after: columns.after === null ? null : JSON.stringify(columns.after),
       metadata: columns.metadata === null ? null : JSON.stringify(columns.metadata),
+      content_hash: contentHash(content),
+      seq: null,
+      prev_hash: null,
+      hash: null,
     }
-    const canonical = canonicalContent(content)
-    let id: number
-    let prevHash: string
-    let hash: string
-    if (trx.dialect.name === 'postgres') {
+    if (trx.dialect.name !== 'postgres') {
       /**
-       * One statement: lock the head row (FOR UPDATE re-reads it after a concurrent appender
-       * commits), hash in SQL exactly as auditHash() does, insert the row and move the head.
+       * SQLite has a single writer: read the head and link the row at once.
        */
-      const columns = Object.keys(values)
-      const result = await trx.rawQuery(
-        `with head as (select hash from ${AUDIT_HEAD_TABLE} where id = 1 for update), ` +
-          `next as (select head.hash as prev_hash, encode(sha256(convert_to(head.hash || chr(10) || ?, 'UTF8')), 'hex') as hash from head), ` +
-          `inserted as (insert into ${AuditLog.table} (${columns.join(', ')}, prev_hash, hash) select ${columns.map(() => '?').join(', ')}, next.prev_hash, next.hash from next returning id, prev_hash, hash), ` +
-          `moved as (update ${AUDIT_HEAD_TABLE} set hash = (select hash from next), rows = rows + 1 where id = 1) ` +
-          `select id, prev_hash, hash from inserted`,
-        [canonical, ...Object.values(values)] as any[]
-      )
-      const inserted = result.rows[0]
-      if (!inserted) throw new Error(`The audit chain head is missing: run the migration that creates ${AUDIT_HEAD_TABLE}`)
-      id = Number(inserted.id)
-      prevHash = inserted.prev_hash
-      hash = inserted.hash
-    } else {
-      /**
-       * SQLite has a single writer: read the head, insert, move the head.
-       */
-      const head = await trx.from(AUDIT_HEAD_TABLE).where('id', 1).select('hash').first()
+      const head = await trx.from(AUDIT_HEAD_TABLE).where('id', 1).select('hash', 'rows').first()
       if (!head) throw new Error(`The audit chain head is missing: run the migration that creates ${AUDIT_HEAD_TABLE}`)
-      prevHash = head.hash
-      hash = hashOver(prevHash, canonical)
-      const [inserted] = await trx.knexQuery().table(AuditLog.table).insert({ ...values, prev_hash: prevHash, hash }).returning('id')
-      id = Number(typeof inserted === 'object' ? inserted.id : inserted)
-      await trx.from(AUDIT_HEAD_TABLE).where('id', 1).update({ hash, rows: trx.raw('rows + 1') })
+      values.seq = Number(head.rows) + 1
+      values.prev_hash = head.hash
+      values.hash = chainHash(head.hash, values.content_hash as string)
+      await trx.from(AUDIT_HEAD_TABLE).where('id', 1).update({ hash: values.hash, rows: values.seq })
     }
-    const row = AuditLog.$createFromAdapterResult({ id, ...values, prev_hash: prevHash, hash }, undefined, { client: trx })!
+    /**
+     * PostgreSQL: a plain insert. The deferred `billing_audit_seal` trigger links the row when the
+     * transaction commits, so appenders hold the chain head only for the instant of their commit
+     * (a rollback leaves neither the row nor a trace in the chain).
+     */
+    const [inserted] = await trx.knexQuery().table(AuditLog.table).insert(values).returning('id')
+    const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
+    const row = AuditLog.$createFromAdapterResult({ id, ...values }, undefined, { client: trx })!
     debug('audit %s by %s:%s (#%d)', row.action, row.actorType, row.actorId, row.id)
 
     trx.after('commit', () => {
@@ -207,23 +210,32 @@ export class AuditTrail {
    */
   async verify(options: { pageSize?: number } = {}): Promise<AuditVerification> {
     const pageSize = options.pageSize ?? 1000
+    const client = this.#connection()
+    /**
+     * The head first: rows committed after this read extend the chain beyond it and are left for
+     * the next run, so concurrent appenders never look like tampering.
+     */
+    const head = await client.from(AUDIT_HEAD_TABLE).where('id', 1).select('hash', 'rows').first()
+    const headRows = head ? Number(head.rows) : 0
     let prevHash = GENESIS_HASH
-    let lastId = 0
+    let lastSeq = 0
     let checked = 0
-    for (;;) {
-      const rows = await AuditLog.query({ client: this.#connection() }).where('id', '>', lastId).orderBy('id', 'asc').limit(pageSize)
+    while (lastSeq < headRows) {
+      const rows = await AuditLog.query({ client }).where('seq', '>', lastSeq).where('seq', '<=', headRows).orderBy('seq', 'asc').limit(pageSize)
       for (const row of rows) {
-        if (row.prevHash !== prevHash) return { ok: false, checked, brokenAt: row.id, reason: 'chain_break' }
-        if (auditHash(row.prevHash, row) !== row.hash) return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
-        prevHash = row.hash
-        lastId = row.id
+        if (row.prevHash !== prevHash || row.seq !== lastSeq + 1) return { ok: false, checked, brokenAt: row.id, reason: 'chain_break' }
+        if (contentHash(row) !== row.contentHash || chainHash(prevHash, row.contentHash) !== row.hash) {
+          return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
+        }
+        prevHash = row.hash!
+        lastSeq = row.seq!
         checked++
       }
-      if (rows.length < pageSize) {
-        const head = await this.#connection().from(AUDIT_HEAD_TABLE).where('id', 1).select('hash').first()
-        if (head && head.hash !== prevHash) return { ok: false, checked, reason: 'head_mismatch' }
-        return { ok: true, checked }
-      }
+      if (rows.length < pageSize) break
     }
+    if (head && (lastSeq !== headRows || head.hash !== prevHash)) return { ok: false, checked, reason: 'head_mismatch' }
+    const unsealed = await client.from(AuditLog.table).whereNull('seq').orderBy('id', 'asc').select('id').first()
+    if (unsealed) return { ok: false, checked, brokenAt: Number(unsealed.id), reason: 'unsealed' }
+    return { ok: true, checked }
   }
 }

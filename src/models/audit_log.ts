@@ -56,9 +56,22 @@ export default class AuditLog extends BaseModel {
   @column()
   declare eventId: string | null
 
+  /**
+   * sha256 of the row's canonical content.
+   */
   @column()
-  declare prevHash: string
+  declare contentHash: string
+
+  /**
+   * Position in the chain; with `prevHash` and `hash`, null until the row's transaction commits
+   * on PostgreSQL (the chain is extended at COMMIT).
+   */
+  @column({ consume: (value: unknown) => (value === null || value === undefined ? null : Number(value)) })
+  declare seq: number | null
 
   @column()
-  declare hash: string
+  declare prevHash: string | null
+
+  @column()
+  declare hash: string | null
 }

@@ -45,13 +45,17 @@ export async function resolveStripeCustomer(
   let row = await lockedByStripeId(trx, stripeCustomerId)
   const localId = options.localId && /^\d+$/.test(options.localId) ? Number(options.localId) : null
 
-  if (localId && row?.id !== localId) {
+  /**
+   * Only a missing or unlinked row can be linked: a row already owned by a billable keeps its owner,
+   * so its target is not even read (locking it would serialize every event that names it).
+   */
+  if (localId && row?.id !== localId && (!row || row.billableType === null)) {
     const target = await Customer.query({ client: trx })
       .where('id', localId)
       .if(trx.dialect.name === 'postgres', (query) => query.forUpdate())
       .first()
     const linkable = target && target.billableType !== null && (!target.stripeCustomerId || target.stripeCustomerId === stripeCustomerId)
-    if (target && linkable && (!row || row.billableType === null)) {
+    if (target && linkable) {
       if (row) {
         for (const table of OWNED_TABLES) {
           await trx.from(table).where('customer_id', row.id).update({ customer_id: target.id })
