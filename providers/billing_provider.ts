@@ -52,8 +52,15 @@ export default class BillingProvider {
    * Resolve eagerly so configuration errors fail boot instead of the first request.
    */
   async boot() {
-    await this.app.container.make('billing.manager')
+    const billing = await this.app.container.make('billing.manager')
+    const store = billing.config.entitlements.cacheStore
+    if (store) {
+      const { EntitlementCacheBus } = await import('../src/entitlements/entitlement_cache_bus.ts')
+      this.#bus = billing.entitlementBus = await EntitlementCacheBus.connect(this.app, store, billing.entitlementCache)
+    }
   }
+
+  #bus?: import('../src/entitlements/entitlement_cache_bus.ts').EntitlementCacheBus
 
   #reporter?: NodeJS.Timeout
 
@@ -83,5 +90,6 @@ export default class BillingProvider {
 
   async shutdown() {
     if (this.#reporter) clearInterval(this.#reporter)
+    this.#bus?.close()
   }
 }

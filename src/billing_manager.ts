@@ -54,6 +54,10 @@ export class BillingManager {
    */
   readonly entitlementCache: EntitlementCache
   /**
+   * Cross-instance invalidation of `entitlementCache` (`entitlements.cacheStore`), connected at boot.
+   */
+  entitlementBus: import('./entitlements/entitlement_cache_bus.ts').EntitlementCacheBus | null = null
+  /**
    * Resolves entitlements (catalog + subscriptions + grants + usage).
    */
   readonly entitlements: EntitlementResolver

@@ -175,6 +175,13 @@ export interface BillingConfigInput {
      * e.g. `/billing/upgrade`; `?feature=&code=` are appended. JSON clients always get problem+json.
      */
     redirectTo?: string
+    /**
+     * Name of an `@adonisjs/cache` store with an L1 (memory) layer and a bus (e.g. `redisBus`).
+     * When set, every entitlement invalidation is also published on that bus, so each instance drops
+     * its cached answer as soon as a change commits on any instance. Without it, other instances
+     * may answer from their cache for up to `policy.cacheTtlSeconds` after a change.
+     */
+    cacheStore?: string
   }
 }
 
@@ -220,7 +227,7 @@ export interface ResolvedBillingConfig {
   tax: { automatic: boolean; collectTaxIds: boolean; collectAddress: 'auto' | 'required' }
   webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean }
   routes: { prefix: string }
-  entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null }
+  entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null; cacheStore: string | null }
   usage: {
     reportEverySeconds: number | null
     transport: 'v2' | 'v1'

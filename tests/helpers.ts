@@ -77,6 +77,20 @@ export interface TestApp {
   db: Database
   dialect: Dialect
   root: string
+  /** Lucid connection config of its database (share it with `setupApp(…, { shareDatabaseWith })`) */
+  connection: Awaited<ReturnType<typeof createDatabase>>['connection']
+}
+
+/**
+ * Connection settings of the throwaway Redis server started by `npm test`.
+ */
+export function redisSettings() {
+  const host = process.env.BILLING_TEST_REDIS_HOST
+  const port = Number(process.env.BILLING_TEST_REDIS_PORT)
+  if (!host || !port) {
+    throw new Error('Redis tests need the server started by "npm test" (BILLING_TEST_REDIS_HOST/PORT are unset)')
+  }
+  return { host, port }
 }
 
 /**
@@ -84,13 +98,24 @@ export interface TestApp {
  */
 export async function setupApp(
   dialect: Dialect,
-  options: { billing?: BillingConfigInput; environment?: 'web' | 'console' | 'test'; nodeEnv?: string } = {}
+  options: {
+    billing?: BillingConfigInput
+    environment?: 'web' | 'console' | 'test'
+    nodeEnv?: string
+    /** More config files (`redis`, `cache`, ...) */
+    config?: Record<string, unknown>
+    /** More providers, registered before the billing provider */
+    providers?: Array<() => Promise<any>>
+    /** A second instance of the same app: same database (already migrated, dropped by its owner) */
+    shareDatabaseWith?: TestApp
+  } = {}
 ): Promise<TestApp> {
   const id = randomUUID().slice(0, 8)
   const rootUrl = new URL(`apps/${id}/`, TMP)
   const root = fileURLToPath(rootUrl).replace(/\/$/, '')
   await mkdir(root, { recursive: true })
-  const database = await createDatabase(dialect, root)
+  const shared = options.shareDatabaseWith
+  const database = shared ? { connection: shared.connection, drop: async () => {} } : await createDatabase(dialect, root)
 
   const ignitor = new IgnitorFactory()
     .withCoreProviders()
@@ -100,10 +125,12 @@ export async function setupApp(
         app: { appKey: 'averylongrandom32charslongsecret', http: defineHttpConfig({ useAsyncLocalStorage: true }) },
         database: { connection: 'primary', connections: { primary: database.connection } },
         billing: defineConfig(options.billing ?? testCatalog()),
+        ...options.config,
       },
       rcFileContents: {
         providers: [
           () => import('@adonisjs/lucid/database_provider'),
+          ...(options.providers ?? []),
           () => import('../providers/billing_provider.ts'),
         ],
       },
@@ -126,16 +153,18 @@ export async function setupApp(
   }
 
   const db = await app.container.make('lucid.db')
-  await migrate(app, db, root)
-  await db.connection().schema.createTable('users', (table) => {
-    table.increments('id')
-    table.string('email').notNullable()
-    table.string('name').nullable()
-  })
-  await db.connection().schema.createTable('teams', (table) => {
-    table.increments('id')
-    table.string('name').notNullable()
-  })
+  if (!shared) {
+    await migrate(app, db, root)
+    await db.connection().schema.createTable('users', (table) => {
+      table.increments('id')
+      table.string('email').notNullable()
+      table.string('name').nullable()
+    })
+    await db.connection().schema.createTable('teams', (table) => {
+      table.increments('id')
+      table.string('name').notNullable()
+    })
+  }
 
   const billing = await app.container.make('billing.manager')
   getActiveTest()?.cleanup(async () => {
@@ -143,7 +172,7 @@ export async function setupApp(
     await database.drop()
     await rm(root, { recursive: true, force: true })
   })
-  return { app, billing, db, dialect, root }
+  return { app, billing, db, dialect, root, connection: database.connection }
 }
 
 /**

@@ -345,12 +345,16 @@ function normalizeStripe(input: unknown): ResolvedBillingConfig['stripe'] {
 
 function normalizeEntitlements(input: unknown): ResolvedBillingConfig['entitlements'] {
   const entitlements = record(input, 'entitlements')
-  checkKeys(entitlements, 'entitlements', ['source', 'redirectTo'])
+  checkKeys(entitlements, 'entitlements', ['source', 'redirectTo', 'cacheStore'])
   const redirectTo = entitlements.redirectTo ?? null
   if (redirectTo !== null && (typeof redirectTo !== 'string' || !redirectTo.startsWith('/'))) {
     fail('entitlements.redirectTo', 'must be a path starting with "/"')
   }
-  return { source: oneOf(entitlements.source, 'entitlements.source', ['catalog', 'stripe'], 'catalog' as const), redirectTo }
+  const cacheStore = entitlements.cacheStore ?? null
+  if (cacheStore !== null && (typeof cacheStore !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(cacheStore))) {
+    fail('entitlements.cacheStore', 'must be the name of an @adonisjs/cache store (letters, digits, "_", "-", ".")')
+  }
+  return { source: oneOf(entitlements.source, 'entitlements.source', ['catalog', 'stripe'], 'catalog' as const), redirectTo, cacheStore }
 }
 
 /**

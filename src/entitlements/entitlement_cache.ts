@@ -25,8 +25,9 @@ export interface CachedEntitlements {
  * Per-customer entitlement cache of one app instance. Every change that may alter entitlements bumps
  * the customer's `entitlement_version` in its transaction (`bumpEntitlementVersion`) and drops the
  * entry here after commit, so this instance never serves a stale answer after a commit. Other
- * instances drop theirs when the TTL (`policy.cacheTtlSeconds`) runs out: that is the staleness bound
- * across instances.
+ * instances drop theirs when the invalidation reaches them over the `@adonisjs/cache` bus
+ * (`entitlements.cacheStore`, see `EntitlementCacheBus`) or, without a bus, when the TTL
+ * (`policy.cacheTtlSeconds`) runs out: that is then the staleness bound across instances.
  */
 export class EntitlementCache {
   #entries = new Map<number, CachedEntitlements & { expiresAt: number }>()
@@ -36,6 +37,7 @@ export class EntitlementCache {
    */
   #customerIds = new Map<string, number>()
   #ttlMs: number
+  #publish: ((customerId: number) => void) | null = null
   static readonly MAX_IDENTITIES = 50_000
 
   constructor(ttlSeconds: number) {
@@ -72,13 +74,28 @@ export class EntitlementCache {
     this.#customerIds.set(identity, customerId)
   }
 
-  invalidate(customerId: number) {
+  /**
+   * Drops a customer's entry, and tells the other instances (when a bus is connected) unless the
+   * invalidation came from them.
+   */
+  invalidate(customerId: number, options: { publish?: boolean } = {}) {
     this.#entries.delete(customerId)
+    if (options.publish !== false) this.#publish?.(customerId)
   }
 
+  /**
+   * Drops every entry of this instance (the billable → customer mapping too).
+   */
   clear() {
     this.#entries.clear()
     this.#customerIds.clear()
+  }
+
+  /**
+   * Where invalidations go besides this instance (set by `EntitlementCacheBus`).
+   */
+  onInvalidate(publish: ((customerId: number) => void) | null) {
+    this.#publish = publish
   }
 }
 
