@@ -6,7 +6,8 @@
  *   one primary-key select.
  * Every route authenticates the same way (one user lookup). The last two lines are
  * `gating warm ratio: X.XX` and `gating cold ratio: X.XX` (ungated or select CPU / gated CPU;
- * goal ≥ 0.90 each). Environment: BENCH_REQUESTS (default 4000), BENCH_CONCURRENCY (default 8).
+ * goal ≥ 0.90 each). Environment: BENCH_REQUESTS (default 4000), BENCH_CONCURRENCY (default 8),
+ * BENCH_ROUNDS (default 5; the median round decides, since syscall costs vary from run to run).
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -14,6 +15,7 @@ import { withPostgres } from './harness.ts'
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000)
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const run = promisify(execFile)
 
 await withPostgres(async () => {
@@ -57,12 +59,12 @@ await withPostgres(async () => {
   }
 
   /**
-   * Warm-up, then alternate the pairs three times and keep the median ratio of each pair
+   * Warm-up, then alternate the pairs ROUNDS times and keep the median ratio of each pair
    */
   for (const path of ['/ungated', '/gated', '/gated-cold', '/select']) await measure(path)
   const warm: number[] = []
   const cold: number[] = []
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < ROUNDS; round++) {
     const ungated = await measure('/ungated')
     const gated = await measure('/gated')
     warm.push(ungated / gated)

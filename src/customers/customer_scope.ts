@@ -237,6 +237,9 @@ export class CustomerScope {
    * `granted`, `no_plan` (no live subscription) or `not_included` (the plans lack the feature).
    */
   async check(feature: string): Promise<'granted' | 'no_plan' | 'not_included'> {
+    const { type, id } = billableIdentity(this.#billable)
+    const cached = this.#manager.entitlements.cachedDecision(type, id, feature)
+    if (cached) return cached
     const { live, features } = await this.features()
     if (isGranted(features[feature])) return 'granted'
     return live ? 'not_included' : 'no_plan'

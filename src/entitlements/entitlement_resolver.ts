@@ -11,7 +11,7 @@ import { DateTime } from 'luxon'
 import type Customer from '../models/customer.ts'
 import type { BillingManager } from '../billing_manager.ts'
 import { loadEntitlementRows, type EntitlementSubscription } from './entitlement_rows.ts'
-import { applyGrants, combinePlanFeatures, subscriptionGrants } from './plan_entitlements.ts'
+import { applyGrants, combinePlanFeatures, isGranted, subscriptionGrants } from './plan_entitlements.ts'
 import type { CachedEntitlements } from './entitlement_cache.ts'
 import { meterValue } from '../usage/record_usage.ts'
 
@@ -38,6 +38,19 @@ export class EntitlementResolver {
 
   constructor(manager: BillingManager) {
     this.#manager = manager
+  }
+
+  /**
+   * The decision for one feature from this instance's cache alone, without a query or an await:
+   * null on a miss (then ask `values()`). The `entitled` middleware's warm path.
+   */
+  cachedDecision(billableType: string, billableId: string, feature: string): 'granted' | 'no_plan' | 'not_included' | null {
+    const cache = this.#manager.entitlementCache
+    const customerId = cache.customerIdFor(`${billableType}:${billableId}`)
+    const cached = customerId === undefined ? null : cache.get(customerId)
+    if (!cached) return null
+    if (isGranted(cached.features[feature])) return 'granted'
+    return cached.live ? 'not_included' : 'no_plan'
   }
 
   /**

@@ -81,6 +81,60 @@ function parseValue(text: unknown): FeatureValue {
 }
 
 /**
+ * The customer (`c`), its subscriptions and unrevoked grants as rows of one shape. The customer is
+ * matched once, in a CTE, so the statement has one or two parameters.
+ */
+function entitlementRowsSql(match: string) {
+  return (
+    `with c as (select id, stripe_customer_id, stripe_entitlements from billing_customers where ${match}) ` +
+    `select 'c' as kind, c.id as customer_id, c.stripe_customer_id as a, cast(c.stripe_entitlements as text) as b, null as t1, null as t2, null as t3, null as t4, null as t5 from c ` +
+    `union all select 's', c.id, s.plan, s.status, s.ends_at, s.past_due_since, s.updated_at, s.current_period_start, s.current_period_end ` +
+    `from c join billing_subscriptions s on s.customer_id = c.id ` +
+    `union all select 'g', c.id, g.feature, cast(g.value as text), g.starts_at, g.expires_at, null, null, null ` +
+    `from c join billing_entitlement_grants g on g.customer_id = c.id where g.revoked_at is null`
+  )
+}
+
+interface Statement {
+  /** Name of the PostgreSQL prepared statement */
+  name: string
+  /** With `?` placeholders (Lucid) */
+  sql: string
+  /** With `$n` placeholders (PostgreSQL) */
+  text: string
+}
+
+function statement(name: string, match: string): Statement {
+  const sql = entitlementRowsSql(match)
+  let n = 0
+  return { name, sql, text: sql.replace(/\?/g, () => `$${++n}`) }
+}
+
+const BY_ID = statement('adonis_billing_entitlement_rows_by_id', 'id = ?')
+const BY_BILLABLE = statement('adonis_billing_entitlement_rows_by_billable', 'billable_type = ? and billable_id = ?')
+
+/**
+ * Runs one of the statements above. On PostgreSQL, outside a transaction, it goes straight to a
+ * pooled `pg` connection as a named prepared statement: parsed and planned once per connection, then
+ * only bound and executed, with none of the query builder's work on the request path (the cold-cache
+ * gate). Such queries do not appear in Lucid's query debug log. Elsewhere, Lucid's raw query.
+ */
+async function runStatement(client: QueryClientContract, statement: Statement, bindings: unknown[]): Promise<any[]> {
+  if (client.dialect.name === 'postgres' && !client.isTransaction) {
+    const knexClient = (client.getReadClient() as any).client
+    const connection = await knexClient.acquireConnection()
+    try {
+      const result = await connection.query({ name: statement.name, text: statement.text, values: bindings })
+      return result.rows
+    } finally {
+      await knexClient.releaseConnection(connection)
+    }
+  }
+  const result = await client.rawQuery(statement.sql, bindings as any[])
+  return Array.isArray(result) ? result : (result.rows ?? [])
+}
+
+/**
  * Everything entitlements need for one customer — found by id or by billable identity — in ONE
  * round trip (`UNION ALL` of the customer, its subscriptions and its unrevoked grants), so a
  * cold-cache check costs about what one primary-key select does.
@@ -95,16 +149,9 @@ export async function loadEntitlementRows(
   subscriptions: EntitlementSubscription[]
   grants: EntitlementGrantRow[]
 } | null> {
-  const match = 'customerId' in by ? 'c.id = ?' : 'c.billable_type = ? and c.billable_id = ?'
+  const statement = 'customerId' in by ? BY_ID : BY_BILLABLE
   const bindings = 'customerId' in by ? [by.customerId] : [by.billableType, by.billableId]
-  const sql =
-    `select 'c' as kind, c.id as customer_id, c.stripe_customer_id as a, cast(c.stripe_entitlements as text) as b, null as t1, null as t2, null as t3, null as t4, null as t5 from billing_customers c where ${match} ` +
-    `union all select 's', c.id, s.plan, s.status, s.ends_at, s.past_due_since, s.updated_at, s.current_period_start, s.current_period_end ` +
-    `from billing_customers c join billing_subscriptions s on s.customer_id = c.id where ${match} ` +
-    `union all select 'g', c.id, g.feature, cast(g.value as text), g.starts_at, g.expires_at, null, null, null ` +
-    `from billing_customers c join billing_entitlement_grants g on g.customer_id = c.id where ${match} and g.revoked_at is null`
-  const result = await client.rawQuery(sql, [...bindings, ...bindings, ...bindings])
-  const rows: any[] = Array.isArray(result) ? result : (result.rows ?? [])
+  const rows = await runStatement(client, statement, bindings)
   const customer = rows.find((row) => row.kind === 'c')
   if (!customer) return null
   return {

@@ -9,6 +9,7 @@
 
 import type { HttpContext } from '@adonisjs/core/http'
 import type { NextFn } from '@adonisjs/core/types/http'
+import { billableIdentity } from '../mixins/billable.ts'
 import { FeatureNotIncludedException, InvalidConfigException, PaymentRequiredException, QuotaExceededException, UnauthenticatedException } from '../errors.ts'
 
 /**
@@ -30,6 +31,17 @@ export type EntitledOptions = { feature: string; consume?: number } | { anyOf: s
  */
 export default class EntitledMiddleware {
   async handle(ctx: HttpContext, next: NextFn, options: EntitledOptions) {
+    /**
+     * Warm path: one feature granted by this instance's cache, decided without an await
+     */
+    const user = (ctx as any).auth?.user
+    if (user && options && 'feature' in options && !options.consume && typeof user.billingEmail === 'function') {
+      const billing = await ctx.containerResolver.make('billing.manager')
+      if (options.feature in billing.config.features) {
+        const { type, id } = billableIdentity(user)
+        if (billing.entitlements.cachedDecision(type, id, options.feature) === 'granted') return next()
+      }
+    }
     try {
       return await this.#gate(ctx, next, options)
     } catch (error: any) {
