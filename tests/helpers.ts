@@ -148,6 +148,13 @@ export async function setupApp(
   try {
     await app.init()
     await app.boot()
+  } catch (error) {
+    /**
+     * A boot that fails (config errors under test) must not leave connections open
+     */
+    await app.terminate().catch(() => {})
+    await database.drop()
+    throw error
   } finally {
     process.env.NODE_ENV = previousNodeEnv
   }
