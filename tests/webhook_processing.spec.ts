@@ -61,6 +61,49 @@ for (const dialect of DIALECTS) {
       assert.includeMembers(emitted, ['billing:subscription.created', 'billing:invoice.paid'])
     })
 
+    test('customer.updated mirrors a linked customer once, audited with before/after; an older update is skipped', async ({ assert }) => {
+      const w = await world(dialect)
+      const user = await User.create({ email: 'm@example.com', name: 'M' })
+      const stripeCustomerId = await w.billing.for(user).stripeCustomerId()
+      const attached = await w.stripe.paymentMethods.attach('pm_card_visa', { customer: stripeCustomerId })
+      await w.stripe.customers.update(stripeCustomerId, { name: 'Old name', email: 'old@example.com', tax_exempt: 'reverse', balance: -500 })
+      await w.stripe.customers.update(stripeCustomerId, { name: 'New name', email: 'new@example.com', invoice_settings: { default_payment_method: attached.id } })
+      const [first, second] = w.fake.store.events('customer.updated').slice(-2)
+      assert.isBelow(first.created, second.created + 1)
+      /**
+       * Stripe's `created` is in seconds: make the order explicit
+       */
+      ;(second as any).created = first.created + 1
+      const emitted: string[] = []
+      w.app.container.make('emitter').then((emitter) => emitter.onAny((name) => emitted.push(String(name))))
+
+      assert.equal((await w.deliver(second.id)).status, 200)
+      const customer = await Customer.findOrFail((await w.billing.for(user).customer()).id)
+      assert.equal(customer.name, 'New name')
+      assert.equal(customer.email, 'new@example.com')
+      assert.equal(customer.taxExempt, 'reverse')
+      assert.strictEqual(customer.balance, -500)
+      assert.equal(customer.defaultPaymentMethod, attached.id)
+      assert.equal(customer.stripeUpdatedAt!.toSeconds(), second.created)
+      const audit = await AuditLog.query().where('action', 'customer.updated').firstOrFail()
+      assert.equal(audit.eventId, second.id)
+      assert.equal(audit.customerId, customer.id)
+      assert.deepEqual(audit.before, { email: 'm@example.com', name: 'M', tax_exempt: null, balance: 0, currency: 'usd', default_payment_method: null, tax_ids: null })
+      assert.deepEqual(audit.after, { email: 'new@example.com', name: 'New name', tax_exempt: 'reverse', balance: -500, currency: 'usd', default_payment_method: attached.id, tax_ids: null })
+      assert.include(emitted, 'billing:customer.updated')
+
+      /**
+       * The older event arrives late: processed, nothing changes, no audit row
+       */
+      const late = await w.deliver(first.id)
+      assert.equal(JSON.parse(late.body).outcome, 'processed')
+      await customer.refresh()
+      assert.equal(customer.name, 'New name')
+      assert.equal(customer.email, 'new@example.com')
+      assert.lengthOf(await AuditLog.query().where('action', 'customer.updated'), 1)
+      assert.isTrue((await w.billing.audit.verify()).ok)
+    })
+
     test('a handler that throws halfway leaves no partial rows, marks the event failed and answers 500; the retry succeeds', async ({ assert }) => {
       const w = await world(dialect)
       const user = await User.create({ email: 'b@example.com', name: 'B' })

@@ -192,15 +192,62 @@ export class AuditTrail {
      * transaction commits, so appenders hold the chain head only for the instant of their commit
      * (a rollback leaves neither the row nor a trace in the chain).
      */
-    const [inserted] = await trx.knexQuery().table(AuditLog.table).insert(values).returning('id')
-    const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
-    const row = AuditLog.$createFromAdapterResult({ id, ...values }, undefined, { client: trx })!
+    const pending = this.#batched.get(trx)
+    let row: AuditLog
+    if (pending) {
+      /**
+       * Batched transaction: the row is inserted by `flushBatch()`, which fills its id
+       */
+      row = AuditLog.$createFromAdapterResult({ id: null, ...values }, undefined, { client: trx })!
+      pending.push({ values, row })
+    } else {
+      const [inserted] = await trx.knexQuery().table(AuditLog.table).insert(values).returning('id')
+      const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
+      row = AuditLog.$createFromAdapterResult({ id, ...values }, undefined, { client: trx })!
+    }
     debug('audit %s by %s:%s (#%d)', row.action, row.actorType, row.actorId, row.id)
 
     trx.after('commit', () => {
       this.#emitter.emit('billing:audit.recorded' as any, { id: row.id, action: row.action, customerId: row.customerId })
     })
     return row
+  }
+
+  /**
+   * Rows recorded in batched transactions, waiting for `flushBatch()`.
+   */
+  #batched = new WeakMap<TransactionClientContract, Array<{ values: Record<string, unknown>; row: AuditLog }>>()
+
+  /**
+   * PostgreSQL: the rows recorded in `trx` from now on are written together by `flushBatch()`, which
+   * the caller runs once before committing (the webhook processor writes them in the same statement
+   * as the event's processed mark). Elsewhere rows are written at once and this does nothing.
+   */
+  batch(trx: TransactionClientContract) {
+    if (trx.dialect.name === 'postgres') this.#batched.set(trx, [])
+  }
+
+  /**
+   * Writes the batched rows of `trx` in one statement; `then` is one more statement run in the same
+   * round trip (a data-modifying CTE runs the insert first). Fills the ids of the returned rows.
+   */
+  async flushBatch(trx: TransactionClientContract, then?: { sql: string; bindings: unknown[] }) {
+    const pending = this.#batched.get(trx) ?? []
+    this.#batched.delete(trx)
+    if (pending.length === 0) {
+      if (then) await trx.rawQuery(then.sql, then.bindings as any[])
+      return
+    }
+    const columns = Object.keys(pending[0].values)
+    const tuples = pending.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ')
+    const bindings = pending.flatMap(({ values }) => columns.map((column) => values[column]))
+    const insert = `insert into ${AuditLog.table} (${columns.join(', ')}) values ${tuples} returning id`
+    const sql = then
+      ? `with audit as (${insert}), done as (${then.sql}) select id from audit order by id`
+      : `${insert}`
+    const result = await trx.rawQuery(sql, [...bindings, ...(then?.bindings ?? [])] as any[])
+    const ids = result.rows.map((inserted: { id: unknown }) => Number(inserted.id)).sort((a: number, b: number) => a - b)
+    pending.forEach(({ row }, index) => (row.id = ids[index]))
   }
 
   /**

@@ -10,6 +10,7 @@
 import type { Stripe } from 'stripe'
 import { DateTime } from 'luxon'
 import Customer from '../models/customer.ts'
+import { toDbDateTime } from '../models/columns.ts'
 import { StripeGateway } from '../stripe/stripe_gateway.ts'
 import type { BillingManager } from '../billing_manager.ts'
 import debug from '../debug.ts'
@@ -87,6 +88,29 @@ export async function ensureStripeCustomer(manager: BillingManager, customer: Cu
 }
 
 /**
+ * The local customer fields mirrored from a Stripe customer.
+ */
+function mirroredAttributes(customer: Customer, object: Stripe.Customer, taxIds?: Stripe.TaxId[]) {
+  const defaultPaymentMethod = object.invoice_settings?.default_payment_method
+  return {
+    email: object.email ?? null,
+    name: object.name ?? null,
+    taxExempt: object.tax_exempt ?? null,
+    balance: object.balance ?? 0,
+    currency: object.currency ?? customer.currency,
+    defaultPaymentMethod: typeof defaultPaymentMethod === 'string' ? defaultPaymentMethod : (defaultPaymentMethod?.id ?? null),
+    ...(taxIds ? { taxIds: taxIds.map((taxId) => ({ id: taxId.id, type: taxId.type, value: taxId.value })) } : {}),
+  }
+}
+
+/**
+ * What the audit row of a mirrored change shows.
+ */
+function auditedFields(customer: Customer) {
+  return { email: customer.email, name: customer.name, tax_exempt: customer.taxExempt, balance: customer.balance, currency: customer.currency, default_payment_method: customer.defaultPaymentMethod, tax_ids: customer.taxIds }
+}
+
+/**
  * Writes a Stripe customer's details onto the local row (email, name, currency, tax exemption, tax
  * ids, balance, default payment method) inside `trx`, auditing what changed.
  */
@@ -98,26 +122,58 @@ export async function applyStripeCustomer(
   options: { action?: string; taxIds?: Stripe.TaxId[]; observedAt?: DateTime; actor?: import('../types.ts').AuditActor } = {}
 ) {
   if (customer.stripeUpdatedAt && options.observedAt && customer.stripeUpdatedAt > options.observedAt) return customer
-  const before = { email: customer.email, name: customer.name, tax_exempt: customer.taxExempt, balance: customer.balance, currency: customer.currency, default_payment_method: customer.defaultPaymentMethod, tax_ids: customer.taxIds }
-  const defaultPaymentMethod = object.invoice_settings?.default_payment_method
+  const before = auditedFields(customer)
   customer.useTransaction(trx)
-  customer.merge({
-    email: object.email ?? null,
-    name: object.name ?? null,
-    taxExempt: object.tax_exempt ?? null,
-    balance: object.balance ?? 0,
-    currency: object.currency ?? customer.currency,
-    defaultPaymentMethod: typeof defaultPaymentMethod === 'string' ? defaultPaymentMethod : (defaultPaymentMethod?.id ?? null),
-    ...(options.taxIds ? { taxIds: options.taxIds.map((taxId) => ({ id: taxId.id, type: taxId.type, value: taxId.value })) } : {}),
-    stripeUpdatedAt: options.observedAt ?? DateTime.utc(),
-  })
-  const after = { email: customer.email, name: customer.name, tax_exempt: customer.taxExempt, balance: customer.balance, currency: customer.currency, default_payment_method: customer.defaultPaymentMethod, tax_ids: customer.taxIds }
+  customer.merge({ ...mirroredAttributes(customer, object, options.taxIds), stripeUpdatedAt: options.observedAt ?? DateTime.utc() })
+  const after = auditedFields(customer)
   await customer.save()
   if (JSON.stringify(before) === JSON.stringify(after)) return customer
   await manager.audit.record(
     { action: options.action ?? 'customer.updated', actor: options.actor, subject: { type: 'customer', id: customer.id }, customerId: customer.id, before, after },
     { client: trx }
   )
+  return customer
+}
+
+/**
+ * PostgreSQL fast path of a webhook's `customer.created`/`customer.updated` for a customer already
+ * linked to a billable: the row is locked, compared with the watermark and updated in ONE statement
+ * (the old values come back for the audit row). Returns null when the general path must run instead
+ * (no local row yet, or an unlinked one that the event may link).
+ */
+export async function mirrorLinkedStripeCustomer(
+  manager: BillingManager,
+  trx: import('@adonisjs/lucid/types/database').TransactionClientContract,
+  object: Stripe.Customer,
+  options: { observedAt: DateTime; actor: import('../types.ts').AuditActor; action: string }
+): Promise<Customer | null> {
+  const probe = new Customer()
+  const next = mirroredAttributes(probe, object)
+  const observedAt = toDbDateTime(options.observedAt)
+  const result = await trx.rawQuery(
+    `with old as (select * from ${Customer.table} where stripe_customer_id = ? for update), ` +
+      `updated as (update ${Customer.table} c set email = ?, name = ?, tax_exempt = ?, balance = ?, currency = coalesce(?, c.currency), ` +
+      `default_payment_method = ?, stripe_updated_at = ?, updated_at = ? from old where c.id = old.id and old.billable_type is not null ` +
+      `and (old.stripe_updated_at is null or old.stripe_updated_at <= ?) returning c.id) ` +
+      `select old.*, (select count(*) from updated) as mirrored from old`,
+    [object.id, next.email, next.name, next.taxExempt, next.balance, object.currency ?? null, next.defaultPaymentMethod, observedAt, toDbDateTime(DateTime.utc()), observedAt] as any[]
+  )
+  const row = result.rows[0]
+  if (!row || row.billable_type === null) return null
+  const mirrored = Number(row.mirrored) > 0
+  delete row.mirrored
+  const customer = Customer.$createFromAdapterResult(row, undefined, { client: trx })!
+  if (!mirrored) return customer
+  const before = auditedFields(customer)
+  customer.merge({ ...next, currency: object.currency ?? customer.currency, stripeUpdatedAt: options.observedAt })
+  customer.$hydrateOriginals()
+  const after = auditedFields(customer)
+  if (JSON.stringify(before) !== JSON.stringify(after)) {
+    await manager.audit.record(
+      { action: options.action, actor: options.actor, subject: { type: 'customer', id: customer.id }, customerId: customer.id, before, after },
+      { client: trx }
+    )
+  }
   return customer
 }
 

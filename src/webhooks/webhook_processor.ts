@@ -188,22 +188,20 @@ export class WebhookProcessor {
         const handlers = [builtInHandlers[event.type], ...(this.#hostHandlers.get(event.type) ?? []), ...(this.#hostHandlers.get('*') ?? [])].filter(
           (handler): handler is WebhookHandler => !!handler
         )
+        /**
+         * The handlers' audit rows are written with the processed mark, in one statement on PostgreSQL
+         */
+        this.#manager.audit.batch(trx)
         let status: 'processed' | 'ignored' = 'ignored'
         for (const handler of handlers) {
           if ((await handler(context)) !== 'ignored') status = 'processed'
         }
 
-        await trx
-          .from(WebhookEvent.table)
-          .where('id', row.id)
-          .update({
-            status,
-            attempts: Number(row.attempts) + 1,
-            error: null,
-            processed_at: toDbDateTime(DateTime.utc()),
-            processing_ms: Math.round(performance.now() - started),
-            updated_at: toDbDateTime(DateTime.utc()),
-          })
+        const now = toDbDateTime(DateTime.utc())
+        await this.#manager.audit.flushBatch(trx, {
+          sql: `update ${WebhookEvent.table} set status = ?, attempts = ?, error = null, processed_at = ?, processing_ms = ?, updated_at = ? where id = ?`,
+          bindings: [status, Number(row.attempts) + 1, now, Math.round(performance.now() - started), now, row.id],
+        })
         trx.after('commit', () => {
           for (const [name, payload] of emitted) {
             this.#manager.emitter.emit(name as any, { ...payload, eventId: event.id, type: event.type, customerId: context.customer?.id ?? null })

@@ -10,7 +10,7 @@
 import { bumpEntitlementVersion } from '../../entitlements/entitlement_cache.ts'
 import type { Stripe } from 'stripe'
 import { DateTime } from 'luxon'
-import { applyStripeCustomer } from '../../customers/stripe_customer_sync.ts'
+import { applyStripeCustomer, mirrorLinkedStripeCustomer } from '../../customers/stripe_customer_sync.ts'
 import { resolveStripeCustomer } from '../customer_resolver.ts'
 import type { WebhookContext, WebhookHandler } from '../webhook_context.ts'
 
@@ -28,6 +28,14 @@ const customerChanged: WebhookHandler = async (context) => {
     if ((fresh as Stripe.DeletedCustomer).deleted) return 'ignored'
     object = fresh as Stripe.Customer
     observedAt = DateTime.utc()
+  }
+  if (!manager.config.webhooks.refetch && trx.dialect.name === 'postgres') {
+    const mirrored = await mirrorLinkedStripeCustomer(manager, trx, object, { observedAt, actor: context.actor, action: 'customer.updated' })
+    if (mirrored) {
+      context.customer = mirrored
+      context.emit('billing:customer.updated', { customerId: mirrored.id })
+      return 'processed'
+    }
   }
   context.customer = await resolveStripeCustomer(manager, trx, object.id, {
     localId: object.metadata?.adonis_billing_customer_id,
