@@ -38,7 +38,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { freePort } from './local_services.ts'
 import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stripVTControlCharacters } from 'node:util'
@@ -175,21 +175,7 @@ export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS
   return env
 }
 
-/**
- * A TCP port nobody listens on right now (on the loopback interface).
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => (port ? resolve(port) : reject(new Error('no free port'))))
-    })
-  })
-}
+export { freePort }
 
 /**
  * `npm pack` of the repository into a fresh folder (`prepack` compiles the package first). Returns the

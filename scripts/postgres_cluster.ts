@@ -6,9 +6,9 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort, installDebianPackage } from './local_services.ts'
 
 export interface PostgresCluster {
   host: string
@@ -26,36 +26,13 @@ function findBinDir(): string | null {
   return versions.length ? join(base, versions[0], 'bin') : null
 }
 
-function installPostgres() {
-  if (process.getuid?.() !== 0) {
-    throw new Error('PostgreSQL server binaries not found: install them (apt-get install postgresql) and rerun')
-  }
-  console.error('[postgres] server binaries not found: installing Debian package "postgresql"')
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' })
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'postgresql'], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  })
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 /**
  * Starts a new cluster and returns how to reach it. Call `stop()` to shut it down and delete it.
  */
 export async function startPostgres(): Promise<PostgresCluster> {
   let bin = findBinDir()
   if (!bin) {
-    installPostgres()
+    installDebianPackage('postgresql', 'PostgreSQL server binaries not found')
     bin = findBinDir()
     if (!bin) throw new Error('PostgreSQL installed but no server binaries under /usr/lib/postgresql')
   }

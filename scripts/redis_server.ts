@@ -3,11 +3,12 @@
  * (the `@adonisjs/cache` bus). Installs Debian's `redis-server` package when absent and running as
  * root, then starts one on a random free port with persistence off. Nothing is assumed to be running.
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
+import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort, installDebianPackage } from './local_services.ts'
 
 export interface RedisServer {
   host: string
@@ -16,29 +17,6 @@ export interface RedisServer {
 }
 
 const BINARY = '/usr/bin/redis-server'
-
-function installRedis() {
-  if (process.getuid?.() !== 0) {
-    throw new Error('redis-server not found: install it (apt-get install redis-server) and rerun')
-  }
-  console.error('[redis] redis-server not found: installing Debian package "redis-server"')
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' })
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'redis-server'], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  })
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -59,7 +37,7 @@ function answersPing(port: number): Promise<boolean> {
  * Starts a new server and returns how to reach it. Call `stop()` to shut it down.
  */
 export async function startRedis(): Promise<RedisServer> {
-  if (!existsSync(BINARY)) installRedis()
+  if (!existsSync(BINARY)) installDebianPackage('redis-server', 'redis-server not found')
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'billing-redis-'))
   const child = spawn(BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
