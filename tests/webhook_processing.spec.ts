@@ -192,6 +192,37 @@ for (const dialect of DIALECTS) {
       const link = await AuditLog.query().where('action', 'customer.linked').firstOrFail()
       assert.equal(link.customerId, local.id)
       assert.equal(link.after!.merged_unlinked_customer, unlinked.id)
+
+      /**
+       * Each event's transaction wrote several audit rows (batched with the processed mark on
+       * PostgreSQL): they joined the chain in the order they were recorded, and the ids announced
+       * after commit are the stored ones
+       */
+      const webhookRows = await AuditLog.query().where('actor_type', 'webhook').orderBy('seq')
+      const firstEventRows = webhookRows.filter((row) => row.eventId === created.id).map((row) => row.action)
+      assert.deepEqual(firstEventRows.slice(0, 1), ['customer.recorded_unlinked'])
+      assert.isAbove(firstEventRows.length, 1)
+      assert.deepEqual(
+        webhookRows.map((row) => row.id),
+        [...webhookRows.map((row) => row.id)].sort((a, b) => a - b)
+      )
+      assert.deepEqual(await w.billing.audit.verify(), { ok: true, checked: await AuditLog.query().count('* as total').then((rows) => Number(rows[0].$extras.total)) })
+    })
+
+    test('audit rows written by a webhook are announced after commit with their stored ids', async ({ assert }) => {
+      const w = await world(dialect)
+      const user = await User.create({ email: 'ids@example.com', name: 'Ids' })
+      const stripeCustomerId = await w.billing.for(user).stripeCustomerId()
+      await w.stripe.customers.update(stripeCustomerId, { name: 'Renamed' })
+      const announced: Array<{ id: number; action: string }> = []
+      const emitter = await w.app.container.make('emitter')
+      emitter.on('billing:audit.recorded' as any, (payload: any) => announced.push({ id: payload.id, action: payload.action }))
+      const [event] = w.fake.store.events('customer.updated').slice(-1)
+      assert.equal((await w.deliver(event.id)).status, 200)
+      const stored = await AuditLog.query().where('event_id', event.id)
+      assert.lengthOf(stored, 1)
+      assert.deepEqual(announced, [{ id: stored[0].id, action: 'customer.updated' }])
+      assert.isNumber(stored[0].seq)
     })
 
     test('billing:webhooks:replay, status and sweep', async ({ assert }) => {
