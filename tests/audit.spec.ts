@@ -4,7 +4,7 @@ import { DIALECTS, setupApp } from './helpers.ts'
 import { headerAuth, serve } from './http.ts'
 import { User } from './fixtures/user.ts'
 import AuditLog from '../src/models/audit_log.ts'
-import { GENESIS_HASH, auditHash } from '../src/audit/audit_trail.ts'
+import { AuditTrail, GENESIS_HASH, auditHash } from '../src/audit/audit_trail.ts'
 import { actors } from '../index.ts'
 
 for (const dialect of DIALECTS) {
@@ -145,6 +145,36 @@ for (const dialect of DIALECTS) {
          */
         assert.equal((await AuditLog.findOrFail(id)).seq, 2)
         assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: id, reason: 'hash_mismatch' })
+      }
+    })
+
+    test('a batched transaction writes its rows at flush, in chunks, in the order recorded', async ({ assert }) => {
+      const { billing, db } = await setupApp(dialect)
+      const previous = AuditTrail.BATCH_ROWS
+      AuditTrail.BATCH_ROWS = 3
+      try {
+        await db.table('teams').insert({ name: 'before' })
+        const rows = await billing.db().transaction(async (trx) => {
+          billing.audit.batch(trx)
+          const recorded = []
+          for (let i = 0; i < 7; i++) recorded.push(await billing.audit.record({ action: `batched.${i}` }, { client: trx }))
+          if (dialect === 'pg') assert.isNull(recorded[0].id)
+          await billing.audit.flushBatch(trx, { sql: 'update teams set name = ? where name = ?', bindings: ['after', 'before'] })
+          return recorded
+        })
+        assert.deepEqual(
+          rows.map((row) => typeof row.id),
+          Array(7).fill('number')
+        )
+        const stored = await AuditLog.query().orderBy('seq')
+        assert.deepEqual(
+          stored.map((row) => [row.id, row.action]),
+          rows.map((row) => [row.id, row.action])
+        )
+        assert.equal((await db.from('teams').select('name').first()).name, 'after')
+        assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 7 })
+      } finally {
+        AuditTrail.BATCH_ROWS = previous
       }
     })
 

@@ -238,17 +238,27 @@ export class AuditTrail {
       if (then) await trx.rawQuery(then.sql, then.bindings as any[])
       return
     }
+    /**
+     * Chunks keep each statement under PostgreSQL's 65535 parameters; the last one carries `then`
+     */
     const columns = Object.keys(pending[0].values)
-    const tuples = pending.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ')
-    const bindings = pending.flatMap(({ values }) => columns.map((column) => values[column]))
-    const insert = `insert into ${AuditLog.table} (${columns.join(', ')}) values ${tuples} returning id`
-    const sql = then
-      ? `with audit as (${insert}), done as (${then.sql}) select id from audit order by id`
-      : `${insert}`
-    const result = await trx.rawQuery(sql, [...bindings, ...(then?.bindings ?? [])] as any[])
-    const ids = result.rows.map((inserted: { id: unknown }) => Number(inserted.id)).sort((a: number, b: number) => a - b)
-    pending.forEach(({ row }, index) => (row.id = ids[index]))
+    for (let start = 0; start < pending.length; start += AuditTrail.BATCH_ROWS) {
+      const chunk = pending.slice(start, start + AuditTrail.BATCH_ROWS)
+      const last = start + AuditTrail.BATCH_ROWS >= pending.length
+      const tuples = chunk.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ')
+      const bindings = chunk.flatMap(({ values }) => columns.map((column) => values[column]))
+      const insert = `insert into ${AuditLog.table} (${columns.join(', ')}) values ${tuples} returning id`
+      const sql = last && then ? `with audit as (${insert}), done as (${then.sql}) select id from audit order by id` : insert
+      const result = await trx.rawQuery(sql, [...bindings, ...(last && then ? then.bindings : [])] as any[])
+      const ids = result.rows.map((inserted: { id: unknown }) => Number(inserted.id)).sort((a: number, b: number) => a - b)
+      chunk.forEach(({ row }, index) => (row.id = ids[index]))
+    }
   }
+
+  /**
+   * Rows per statement when flushing a batch.
+   */
+  static BATCH_ROWS = 1000
 
   /**
    * Walks the chain in id order and recomputes every hash. Detects edited rows (hash mismatch),

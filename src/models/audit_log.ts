@@ -17,7 +17,10 @@ import { json, utcDateTime } from './columns.ts'
 export default class AuditLog extends BaseModel {
   static table = 'billing_audit_logs'
 
-  @column({ isPrimary: true, consume: (value: unknown) => Number(value) })
+  /**
+   * Null, like the chain fields, while the row waits in a batched transaction (see `AuditTrail.batch()`)
+   */
+  @column({ isPrimary: true, consume: (value: unknown) => (value === null || value === undefined ? null : Number(value)) })
   declare id: number
 
   @utcDateTime()
