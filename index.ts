@@ -16,4 +16,11 @@ export { CustomerScope } from './src/customers/customer_scope.ts'
 export { AuditTrail, GENESIS_HASH } from './src/audit/audit_trail.ts'
 export { actors } from './src/audit/actor.ts'
 export * as errors from './src/errors.ts'
+export { WebhookInProgressException, WebhookProcessingException } from './src/webhooks/webhook_processor.ts'
+export {
+  WebhookRejectedException,
+  WebhookPayloadInvalidException,
+  WebhookPayloadTooLargeException,
+  WebhookNotConfiguredException,
+} from './src/webhooks/stripe_signature.ts'
 export type * from './src/types.ts'

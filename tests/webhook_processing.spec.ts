@@ -209,6 +209,44 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await w.billing.audit.verify(), { ok: true, checked: await AuditLog.query().count('* as total').then((rows) => Number(rows[0].$extras.total)) })
     })
 
+    test('a delivery meeting another delivery of the same event in progress is not acknowledged', async ({ assert }) => {
+      const w = await world(dialect)
+      const user = await User.create({ email: 'slow@example.com', name: 'Slow' })
+      const stripeCustomerId = await w.billing.for(user).stripeCustomerId()
+      await w.stripe.customers.update(stripeCustomerId, { name: 'Slow down' })
+      const [event] = w.fake.store.events('customer.updated').slice(-1)
+      let release!: () => void
+      const released = new Promise<void>((resolve) => (release = resolve))
+      let entered = 0
+      w.billing.webhooks.on('customer.updated', async () => {
+        entered++
+        if (entered === 1) await released
+      })
+      const first = w.deliver(event.id)
+      while (entered === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+      if (dialect === 'pg') {
+        /**
+         * The event row is locked by the first delivery: 409 + Retry-After, so Stripe retries
+         */
+        const second = await w.deliver(event.id)
+        assert.equal(second.status, 409, second.body)
+        assert.equal(JSON.parse(second.body).code, 'E_BILLING_WEBHOOK_IN_PROGRESS')
+        assert.equal(second.headers['retry-after'], '5')
+        release()
+      } else {
+        /**
+         * SQLite has one writer: the second delivery waits for the first, then finds it done
+         */
+        const second = w.deliver(event.id)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        release()
+        assert.equal(JSON.parse((await second).body).outcome, 'duplicate')
+      }
+      assert.equal(JSON.parse((await first).body).outcome, 'processed')
+      assert.equal(JSON.parse((await w.deliver(event.id)).body).outcome, 'duplicate')
+      assert.equal(entered, 1)
+    })
+
     test('audit rows written by a webhook are announced after commit with their stored ids', async ({ assert }) => {
       const w = await world(dialect)
       const user = await User.create({ email: 'ids@example.com', name: 'Ids' })

@@ -34,6 +34,21 @@ export class WebhookProcessingException extends BillingException {
 }
 
 /**
+ * Another delivery of the same event is being processed right now: answered 409 (with
+ * `Retry-After`), not 2xx, so that Stripe retries this delivery. Were the other processing to fail
+ * after this answer, a 2xx here could have made Stripe consider the event delivered.
+ */
+export class WebhookInProgressException extends BillingException {
+  static status = 409
+  static code = 'E_BILLING_WEBHOOK_IN_PROGRESS'
+
+  async handle(error: this, ctx: import('@adonisjs/core/http').HttpContext) {
+    ctx.response.header('retry-after', '5')
+    return super.handle(error, ctx)
+  }
+}
+
+/**
  * Outcome of handling one event.
  */
 export type WebhookOutcome = 'processed' | 'ignored' | 'duplicate' | 'in_progress'
@@ -91,23 +106,25 @@ export class WebhookProcessor {
      */
     if (!inserted && (status === 'processed' || status === 'ignored')) return { eventId: event.id, type: event.type, outcome: 'duplicate' }
     const outcome = await this.process(event.id, { event })
+    if (outcome === 'in_progress') throw new WebhookInProgressException(`${event.id} is being processed by another delivery; retry later`)
     return { eventId: event.id, type: event.type, outcome }
   }
 
   /**
    * Stores the event, telling whether this call inserted it and, if not, the stored status. One round
-   * trip on PostgreSQL (`ON CONFLICT DO UPDATE … RETURNING`, which also records the last delivery time
-   * in `updated_at`), two elsewhere.
+   * trip on PostgreSQL (`ON CONFLICT DO NOTHING`, then the stored row in the same statement: an event
+   * being processed is not waited for, so a concurrent delivery learns it is in progress at once), two
+   * elsewhere.
    */
   async #storeReturningStatus(event: Stripe.Event, payload: string): Promise<{ inserted: boolean; status: string | null }> {
     const db = this.#manager.db()
     if (db.dialect.name === 'postgres') {
       const now = toDbDateTime(DateTime.utc())
       const result = await db.rawQuery(
-        `insert into ${WebhookEvent.table} (provider, event_id, type, api_version, livemode, payload, status, attempts, stripe_created_at, received_at, created_at, updated_at) ` +
-          `values (?, ?, ?, ?, ?, ?, 'received', 0, ?, ?, ?, ?) ` +
-          `on conflict (provider, event_id) do update set updated_at = excluded.updated_at ` +
-          `returning status, (xmax = 0) as inserted`,
+        `with inserted as (insert into ${WebhookEvent.table} (provider, event_id, type, api_version, livemode, payload, status, attempts, stripe_created_at, received_at, created_at, updated_at) ` +
+          `values (?, ?, ?, ?, ?, ?, 'received', 0, ?, ?, ?, ?) on conflict (provider, event_id) do nothing returning status) ` +
+          `select status, true as inserted from inserted ` +
+          `union all select status, false from ${WebhookEvent.table} where provider = ? and event_id = ? and not exists (select 1 from inserted)`,
         [
           PROVIDER,
           event.id,
@@ -119,12 +136,23 @@ export class WebhookProcessor {
           now,
           now,
           now,
+          PROVIDER,
+          event.id,
         ] as any[]
       )
-      return { inserted: result.rows[0].inserted, status: result.rows[0].status }
+      const row = result.rows[0]
+      /**
+       * The conflicting row committed after this statement's snapshot: read it now
+       */
+      if (!row) return this.#storedStatus(event.id)
+      return { inserted: row.inserted, status: row.status }
     }
     if (await this.store(event, payload)) return { inserted: true, status: 'received' }
-    const row = await db.from(WebhookEvent.table).where('provider', PROVIDER).where('event_id', event.id).select('status').first()
+    return this.#storedStatus(event.id)
+  }
+
+  async #storedStatus(eventId: string): Promise<{ inserted: false; status: string | null }> {
+    const row = await this.#manager.db().from(WebhookEvent.table).where('provider', PROVIDER).where('event_id', eventId).select('status').first()
     return { inserted: false, status: row?.status ?? null }
   }
 
