@@ -188,16 +188,14 @@ export class AuditTrail {
       await trx.from(AUDIT_HEAD_TABLE).where('id', 1).update({ hash: values.hash, rows: values.seq })
     }
     /**
-     * PostgreSQL: a plain insert. The deferred `billing_audit_seal` trigger links the row when the
-     * transaction commits, so appenders hold the chain head only for the instant of their commit
-     * (a rollback leaves neither the row nor a trace in the chain).
+     * On PostgreSQL the row is a plain insert (now, or by `flushBatch()` in a batched transaction,
+     * which fills its id). The deferred `billing_audit_seal` trigger links it when the transaction
+     * commits, so appenders hold the chain head only for the instant of their commit (a rollback
+     * leaves neither the row nor a trace in the chain).
      */
     const pending = this.#batched.get(trx)
     let row: AuditLog
     if (pending) {
-      /**
-       * Batched transaction: the row is inserted by `flushBatch()`, which fills its id
-       */
       row = AuditLog.$createFromAdapterResult({ id: null, ...values }, undefined, { client: trx })!
       pending.push({ values, row })
     } else {

@@ -88,16 +88,16 @@ export async function ensureStripeCustomer(manager: BillingManager, customer: Cu
 }
 
 /**
- * The local customer fields mirrored from a Stripe customer.
+ * The local customer fields mirrored from a Stripe customer (`currency` falls back to the given one).
  */
-function mirroredAttributes(customer: Customer, object: Stripe.Customer, taxIds?: Stripe.TaxId[]) {
+function mirroredAttributes(object: Stripe.Customer, fallbackCurrency: string | null, taxIds?: Stripe.TaxId[]) {
   const defaultPaymentMethod = object.invoice_settings?.default_payment_method
   return {
     email: object.email ?? null,
     name: object.name ?? null,
     taxExempt: object.tax_exempt ?? null,
     balance: object.balance ?? 0,
-    currency: object.currency ?? customer.currency,
+    currency: object.currency ?? fallbackCurrency,
     defaultPaymentMethod: typeof defaultPaymentMethod === 'string' ? defaultPaymentMethod : (defaultPaymentMethod?.id ?? null),
     ...(taxIds ? { taxIds: taxIds.map((taxId) => ({ id: taxId.id, type: taxId.type, value: taxId.value })) } : {}),
   }
@@ -124,7 +124,7 @@ export async function applyStripeCustomer(
   if (customer.stripeUpdatedAt && options.observedAt && customer.stripeUpdatedAt > options.observedAt) return customer
   const before = auditedFields(customer)
   customer.useTransaction(trx)
-  customer.merge({ ...mirroredAttributes(customer, object, options.taxIds), stripeUpdatedAt: options.observedAt ?? DateTime.utc() })
+  customer.merge({ ...mirroredAttributes(object, customer.currency, options.taxIds), stripeUpdatedAt: options.observedAt ?? DateTime.utc() })
   const after = auditedFields(customer)
   await customer.save()
   if (JSON.stringify(before) === JSON.stringify(after)) return customer
@@ -147,8 +147,7 @@ export async function mirrorLinkedStripeCustomer(
   object: Stripe.Customer,
   options: { observedAt: DateTime; actor: import('../types.ts').AuditActor; action: string }
 ): Promise<Customer | null> {
-  const probe = new Customer()
-  const next = mirroredAttributes(probe, object)
+  const next = mirroredAttributes(object, null)
   const observedAt = toDbDateTime(options.observedAt)
   const result = await trx.rawQuery(
     `with old as (select * from ${Customer.table} where stripe_customer_id = ? for update), ` +
@@ -156,7 +155,7 @@ export async function mirrorLinkedStripeCustomer(
       `default_payment_method = ?, stripe_updated_at = ?, updated_at = ? from old where c.id = old.id and old.billable_type is not null ` +
       `and (old.stripe_updated_at is null or old.stripe_updated_at <= ?) returning c.id) ` +
       `select old.*, (select count(*) from updated) as mirrored from old`,
-    [object.id, next.email, next.name, next.taxExempt, next.balance, object.currency ?? null, next.defaultPaymentMethod, observedAt, toDbDateTime(DateTime.utc()), observedAt] as any[]
+    [object.id, next.email, next.name, next.taxExempt, next.balance, next.currency, next.defaultPaymentMethod, observedAt, toDbDateTime(DateTime.utc()), observedAt] as any[]
   )
   const row = result.rows[0]
   if (!row || row.billable_type === null) return null
@@ -165,7 +164,7 @@ export async function mirrorLinkedStripeCustomer(
   const customer = Customer.$createFromAdapterResult(row, undefined, { client: trx })!
   if (!mirrored) return customer
   const before = auditedFields(customer)
-  customer.merge({ ...next, currency: object.currency ?? customer.currency, stripeUpdatedAt: options.observedAt })
+  customer.merge({ ...next, currency: next.currency ?? customer.currency, stripeUpdatedAt: options.observedAt })
   customer.$hydrateOriginals()
   const after = auditedFields(customer)
   if (JSON.stringify(before) !== JSON.stringify(after)) {

@@ -22,7 +22,7 @@ export const ENTITLEMENT_BUS_KEY_PREFIX = 'adonis_billing:entitlements:'
  * The slice of `@adonisjs/cache` (bentocache) this module uses.
  */
 interface CacheManagerLike {
-  use(store: string): { delete(options: { key: string }): Promise<unknown>; deleteMany(options: { keys: string[] }): Promise<unknown> }
+  use(store: string): { delete(options: { key: string }): Promise<unknown> }
   on(event: 'bus:message:received', listener: (payload: { message: { keys: string[]; type: string } }) => void): unknown
   off(event: 'bus:message:received', listener: (payload: { message: { keys: string[]; type: string } }) => void): unknown
 }
