@@ -17,8 +17,12 @@ export function canonicalJson(value: unknown): string {
 
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map((item) => (item === undefined ? null : sortKeys(item)))
-  if (value && typeof value === 'object' && (value as any).constructor === Object) {
-    const sorted: Record<string, unknown> = {}
+  if (value && typeof value === 'object' && isPlainObject(value)) {
+    /**
+     * No prototype: a `__proto__` key (JSON.parse makes it an own property) is kept and hashed,
+     * not turned into a prototype assignment that drops it
+     */
+    const sorted: Record<string, unknown> = Object.create(null)
     for (const key of Object.keys(value).sort()) {
       const item = (value as Record<string, unknown>)[key]
       if (item !== undefined) sorted[key] = sortKeys(item)
@@ -27,4 +31,9 @@ function sortKeys(value: unknown): unknown {
   }
   if (value && typeof (value as any).toJSON === 'function') return sortKeys((value as any).toJSON())
   return value
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
 }

@@ -94,8 +94,16 @@ function catalogKey(name: string, key: string) {
   if (!KEY_PATTERN.test(name)) fail(key, 'keys must be snake_case: a lower-case letter, then letters, digits or _')
 }
 
+/**
+ * A map keyed by names from config or input: no prototype, so `name in map` and `map[name]` are
+ * true only for declared names (never `constructor`, `toString` or `__proto__`).
+ */
+function keyMap<T>(): Record<string, T> {
+  return Object.create(null)
+}
+
 function normalizeFeatures(input: unknown, meters: Record<string, unknown>) {
-  const features: Record<string, FeatureDefinition> = {}
+  const features: Record<string, FeatureDefinition> = keyMap()
   for (const [name, definition] of Object.entries(record(input, 'features'))) {
     const key = `features.${name}`
     catalogKey(name, key)
@@ -124,7 +132,7 @@ function normalizeFeatures(input: unknown, meters: Record<string, unknown>) {
 }
 
 function normalizeMeters(input: unknown) {
-  const meters: ResolvedBillingConfig['meters'] = {}
+  const meters: ResolvedBillingConfig['meters'] = keyMap()
   const eventNames = new Map<string, string>()
   for (const [name, definition] of Object.entries(record(input, 'meters'))) {
     const key = `meters.${name}`
@@ -235,7 +243,7 @@ function normalizePlans(
   meters: Record<string, unknown>,
   defaultCurrency: string
 ) {
-  const plans: Record<string, ResolvedPlan> = {}
+  const plans: Record<string, ResolvedPlan> = keyMap()
   const lookupKeys = new Map<string, string>()
   const claimLookupKey = (lookupKey: unknown, key: string) => {
     if (typeof lookupKey !== 'string' || !LOOKUP_KEY_PATTERN.test(lookupKey)) {
@@ -281,7 +289,7 @@ function normalizePlans(
       usagePrices.push(price)
     }
 
-    const planFeatures: ResolvedPlan['features'] = {}
+    const planFeatures: ResolvedPlan['features'] = keyMap()
     for (const [featureName, value] of Object.entries(record(plan.features, `${key}.features`))) {
       planFeatures[featureName] = normalizeFeatureValue(value, `${key}.features.${featureName}`, features[featureName], featureName)
     }
@@ -320,6 +328,7 @@ function normalizeStripe(input: unknown): ResolvedBillingConfig['stripe'] {
     'host',
     'port',
     'protocol',
+    'allowTestKeys',
   ])
   const secretKey = stripe.secretKey || undefined
   if (secretKey !== undefined && (typeof secretKey !== 'string' || !/^(sk|rk)_(test|live)_/.test(secretKey))) {
@@ -332,15 +341,32 @@ function normalizeStripe(input: unknown): ResolvedBillingConfig['stripe'] {
   for (const secret of webhookSecrets) {
     if (!secret.startsWith('whsec_')) fail('stripe.webhookSecret', 'webhook signing secrets start with "whsec_"')
   }
-  const { webhookSecret: _omit, ...rest } = stripe
-  return {
+  const { webhookSecret: _omit, secretKey: _secret, ...rest } = stripe
+  const resolved = {
     ...rest,
-    secretKey,
-    webhookSecrets,
     maxNetworkRetries: stripe.maxNetworkRetries === undefined ? 2 : nonNegativeInteger(stripe.maxNetworkRetries, 'stripe.maxNetworkRetries'),
     timeout: stripe.timeout === undefined ? 20_000 : positiveInteger(stripe.timeout, 'stripe.timeout'),
     protocol: oneOf(stripe.protocol, 'stripe.protocol', ['http', 'https'], 'https' as const),
-  }
+    allowTestKeys: optionalBoolean(stripe.allowTestKeys, 'stripe.allowTestKeys'),
+  } as ResolvedBillingConfig['stripe']
+  /**
+   * Secrets are readable but not enumerable: `JSON.stringify(config)`, `console.log(config)` and
+   * spreads of the config never carry them
+   */
+  Object.defineProperty(resolved, 'secretKey', { value: secretKey, enumerable: false })
+  Object.defineProperty(resolved, 'webhookSecrets', { value: webhookSecrets, enumerable: false })
+  return resolved
+}
+
+function optionalBoolean(value: unknown, key: string): boolean {
+  if (value === undefined) return false
+  if (typeof value !== 'boolean') fail(key, 'must be a boolean')
+  return value as boolean
+}
+
+function atMost(value: number, max: number, key: string): number {
+  if (value > max) fail(key, `must be at most ${max}`)
+  return value
 }
 
 function normalizeEntitlements(input: unknown): ResolvedBillingConfig['entitlements'] {
@@ -381,7 +407,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
   const tax = record(config.tax, 'tax')
   checkKeys(tax, 'tax', ['automatic', 'collectTaxIds', 'collectAddress'])
   const webhooks = record(config.webhooks, 'webhooks')
-  checkKeys(webhooks, 'webhooks', ['tolerance', 'maxBodyBytes', 'refetch'])
+  checkKeys(webhooks, 'webhooks', ['tolerance', 'maxBodyBytes', 'refetch', 'allowUnsigned'])
   const routes = record(config.routes, 'routes')
   checkKeys(routes, 'routes', ['prefix'])
   if (routes.prefix !== undefined && (typeof routes.prefix !== 'string' || !routes.prefix.startsWith('/'))) {
@@ -411,9 +437,10 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
       collectAddress: oneOf(tax.collectAddress, 'tax.collectAddress', ['auto', 'required'], 'auto' as const),
     },
     webhooks: {
-      tolerance: webhooks.tolerance === undefined ? 300 : positiveInteger(webhooks.tolerance, 'webhooks.tolerance'),
+      tolerance: webhooks.tolerance === undefined ? 300 : atMost(positiveInteger(webhooks.tolerance, 'webhooks.tolerance'), 3600, 'webhooks.tolerance'),
       maxBodyBytes: webhooks.maxBodyBytes === undefined ? 1024 * 1024 : positiveInteger(webhooks.maxBodyBytes, 'webhooks.maxBodyBytes'),
-      refetch: webhooks.refetch === undefined ? false : webhooks.refetch === true ? true : webhooks.refetch === false ? false : fail('webhooks.refetch', 'must be a boolean'),
+      refetch: optionalBoolean(webhooks.refetch, 'webhooks.refetch'),
+      allowUnsigned: optionalBoolean(webhooks.allowUnsigned, 'webhooks.allowUnsigned'),
     },
     routes: { prefix: (routes.prefix ?? '/billing').replace(/\/+$/, '') || '/billing' },
     entitlements: normalizeEntitlements(config.entitlements),
@@ -434,6 +461,11 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
  */
 export function assertProductionSecrets(config: ResolvedBillingConfig) {
   if (!config.stripe.secretKey) fail('stripe.secretKey', 'is required in production (set STRIPE_SECRET_KEY)')
+  if (/^(sk|rk)_test_/.test(config.stripe.secretKey) && !config.stripe.allowTestKeys) {
+    fail('stripe.secretKey', 'is a test-mode key in production (set stripe.allowTestKeys: true for a staging app that bills in test mode)')
+  }
+  if (config.stripe.protocol === 'http') fail('stripe.protocol', 'must be https in production (plain http would send the secret key in clear)')
+  if (config.webhooks.allowUnsigned) fail('webhooks.allowUnsigned', 'must be false in production (every webhook must be signed)')
   if (config.stripe.webhookSecrets.length === 0) {
     fail('stripe.webhookSecret', 'is required in production (set STRIPE_WEBHOOK_SECRET)')
   }
