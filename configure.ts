@@ -9,13 +9,7 @@
 
 import { readFile, readdir } from 'node:fs/promises'
 import type Configure from '@adonisjs/core/commands/configure'
-import { stubsRoot } from './stubs/main.ts'
-
-/**
- * Migration stubs of the package, by the file-name suffix they are published with. A suffix already
- * present in the host's migrations folder is not published again, so configuring twice is harmless.
- */
-const MIGRATIONS = [{ stub: 'make/migration/billing_tables.stub', suffix: 'create_billing_tables.ts' }]
+import { MIGRATIONS, stubsRoot } from './stubs/main.ts'
 
 /**
  * Secrets the package reads from env.
@@ -44,7 +38,8 @@ export async function configure(command: Configure) {
   await codemods.makeUsingStub(stubsRoot, 'config/billing.stub', {})
 
   /**
-   * Publish migrations that are not there yet
+   * Publish migrations that are not there yet (a suffix already present in the host's migrations
+   * folder is not published again, so configuring twice is harmless and upgrades an older install)
    */
   const migrationsFolder = command.app.migrationsPath()
   const present = await existingMigrations(migrationsFolder)

@@ -11,3 +11,13 @@
  * Folder holding the package stubs (config and migrations), used by `configure` and `node ace eject`.
  */
 export const stubsRoot = import.meta.dirname
+
+/**
+ * Migration stubs, in the order they run, by the file-name suffix they are published with. The first
+ * creates every table as it is now; each later one upgrades an install made before it and does
+ * nothing on a fresh one (it checks before it alters), so `configure` publishes all of them.
+ */
+export const MIGRATIONS = [
+  { stub: 'make/migration/billing_tables.stub', suffix: 'create_billing_tables.ts' },
+  { stub: 'make/migration/billing_usage_payload_hash.stub', suffix: 'add_billing_usage_payload_hash.ts' },
+]

@@ -13,7 +13,7 @@ import type { ApplicationService } from '@adonisjs/core/types'
 import type { Database } from '@adonisjs/lucid/database'
 import pg from 'pg'
 import { defineConfig } from '../src/define_config.ts'
-import { stubsRoot } from '../stubs/main.ts'
+import { MIGRATIONS, stubsRoot } from '../stubs/main.ts'
 import type { BillingManager } from '../src/billing_manager.ts'
 import type { BillingConfigInput } from '../src/types.ts'
 import { testCatalog } from './fixtures/catalog.ts'
@@ -183,17 +183,19 @@ export async function setupApp(
 }
 
 /**
- * Renders the package's migration stub like `configure` does and runs it with Lucid's migrator.
+ * Renders the package's migration stubs like `configure` does and runs it with Lucid's migrator.
  */
 export async function migrate(app: ApplicationService, db: Database, root: string) {
   const stubs = await app.stubs.create()
-  const stub = await stubs.build('make/migration/billing_tables.stub', { source: stubsRoot })
-  const prepared = await stub.prepare({
-    entity: app.generators.createEntity('billing'),
-    migration: { folder: 'database/migrations', fileName: '1700000000000_create_billing_tables.ts' },
-  })
   await mkdir(`${root}/database/migrations`, { recursive: true })
-  await writeFile(prepared.destination, prepared.contents)
+  for (const [index, migration] of MIGRATIONS.entries()) {
+    const stub = await stubs.build(migration.stub, { source: stubsRoot })
+    const prepared = await stub.prepare({
+      entity: app.generators.createEntity('billing'),
+      migration: { folder: 'database/migrations', fileName: `${1700000000000 + index}_${migration.suffix}` },
+    })
+    await writeFile(prepared.destination, prepared.contents)
+  }
   const { MigrationRunner } = await import('@adonisjs/lucid/migration')
   const runner = new MigrationRunner(db, app as any, { direction: 'up', connectionName: 'primary' })
   await runner.run()

@@ -89,6 +89,10 @@ export interface UsageEventRow {
   idempotencyKey: string
   occurredAt: DateTime
   properties?: Record<string, unknown> | null
+  /** sha256 of what the record says (meter, quantity, timestamp, properties): a repeat of its key must say the same */
+  payloadHash?: string | null
+  /** Who recorded it (`user:12`, `service`, `cli:alice`), for the record */
+  actor?: string | null
 }
 
 /**
@@ -97,7 +101,7 @@ export interface UsageEventRow {
  * per (customer, meter, hour). Returns, per input row, whether it was recorded (the first occurrence of
  * a key in the batch wins; repeats and keys seen before are duplicates).
  */
-export async function recordUsageBatch(trx: TransactionClientContract, rows: UsageEventRow[]): Promise<boolean[]> {
+export async function recordUsageBatch(trx: TransactionClientContract, rows: UsageEventRow[]): Promise<{ recorded: boolean[]; conflicts: number[] }> {
   const now = toDbDateTime(DateTime.utc())
   /**
    * Hot loop: plain Date arithmetic (same ISO-8601 UTC text as toDbDateTime) instead of luxon
@@ -114,7 +118,7 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
        * PostgreSQL: seven array parameters and unnest() instead of 7000 placeholders: far less to
        * parse and bind, the closest a checked, idempotent insert gets to COPY
        */
-      const columns: unknown[][] = [[], [], [], [], [], [], []]
+      const columns: unknown[][] = [[], [], [], [], [], [], [], [], []]
       chunk.forEach((row, offset) => {
         columns[0].push(row.customerId)
         columns[1].push(row.meter)
@@ -123,21 +127,33 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
         columns[4].push(row.idempotencyKey)
         columns[5].push(row.properties ? JSON.stringify(row.properties) : null)
         columns[6].push(now)
+        columns[7].push(row.payloadHash ?? null)
+        columns[8].push(row.actor ?? null)
       })
       result = await trx.rawQuery(
-        `insert into billing_usage_events (customer_id, meter, quantity, occurred_at, idempotency_key, properties, created_at) ` +
-          `select * from unnest(?::int[], ?::text[], ?::numeric[], ?::timestamptz[], ?::text[], ?::json[], ?::timestamptz[]) ` +
+        `insert into billing_usage_events (customer_id, meter, quantity, occurred_at, idempotency_key, properties, created_at, payload_hash, actor) ` +
+          `select * from unnest(?::int[], ?::text[], ?::numeric[], ?::timestamptz[], ?::text[], ?::json[], ?::timestamptz[], ?::text[], ?::text[]) ` +
           `on conflict (customer_id, meter, idempotency_key) do nothing returning customer_id, meter, idempotency_key`,
         columns.map(pgArray)
       )
     } else {
       const bindings: unknown[] = []
       const values = chunk.map((row, offset) => {
-        bindings.push(row.customerId, row.meter, row.quantity, iso(millis[start + offset]), row.idempotencyKey, row.properties ? JSON.stringify(row.properties) : null, now)
-        return '(?, ?, ?, ?, ?, ?, ?)'
+        bindings.push(
+          row.customerId,
+          row.meter,
+          row.quantity,
+          iso(millis[start + offset]),
+          row.idempotencyKey,
+          row.properties ? JSON.stringify(row.properties) : null,
+          now,
+          row.payloadHash ?? null,
+          row.actor ?? null
+        )
+        return '(?, ?, ?, ?, ?, ?, ?, ?, ?)'
       })
       result = await trx.rawQuery(
-        `insert into billing_usage_events (customer_id, meter, quantity, occurred_at, idempotency_key, properties, created_at) values ${values.join(', ')} ` +
+        `insert into billing_usage_events (customer_id, meter, quantity, occurred_at, idempotency_key, properties, created_at, payload_hash, actor) values ${values.join(', ')} ` +
           `on conflict (customer_id, meter, idempotency_key) do nothing returning customer_id, meter, idempotency_key`,
         bindings as any[]
       )
@@ -149,13 +165,50 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
   /**
    * Which input rows were recorded: the first occurrence of each inserted key
    */
-  const claimed = new Set<string>()
-  const recorded = rows.map((row) => {
+  const claimed = new Map<string, string | null>()
+  const conflicts: number[] = []
+  const earlier: number[] = []
+  const recorded = rows.map((row, index) => {
     const key = keyOf({ customer_id: row.customerId, meter: row.meter, idempotency_key: row.idempotencyKey })
-    if (!inserted.has(key) || claimed.has(key)) return false
-    claimed.add(key)
+    if (claimed.has(key)) {
+      /**
+       * A repeat inside the batch must say what its first occurrence said
+       */
+      const first = claimed.get(key)
+      if (first && row.payloadHash && first !== row.payloadHash) conflicts.push(index)
+      return false
+    }
+    if (!inserted.has(key)) {
+      earlier.push(index)
+      return false
+    }
+    claimed.set(key, row.payloadHash ?? null)
     return true
   })
+
+  /**
+   * Keys recorded before this batch: a repeat must carry the same payload (Stripe's rule), else it is
+   * a conflict, not a duplicate. Read only when there are such repeats.
+   */
+  for (let start = 0; start < earlier.length; start += 500) {
+    const chunk = earlier.slice(start, start + 500)
+    const stored = await trx
+      .from('billing_usage_events')
+      .where((query) => {
+        for (const index of chunk) {
+          query.orWhere((q) => q.where('customer_id', rows[index].customerId).where('meter', rows[index].meter).where('idempotency_key', rows[index].idempotencyKey))
+        }
+      })
+      .select('customer_id', 'meter', 'idempotency_key', 'payload_hash')
+    const hashes = new Map(stored.map((row: any) => [keyOf(row), row.payload_hash as string | null]))
+    for (const index of chunk) {
+      const row = rows[index]
+      const hash = hashes.get(keyOf({ customer_id: row.customerId, meter: row.meter, idempotency_key: row.idempotencyKey }))
+      if (hash && row.payloadHash && hash !== row.payloadHash) conflicts.push(index)
+      else claimed.set(keyOf({ customer_id: row.customerId, meter: row.meter, idempotency_key: row.idempotencyKey }), hash ?? null)
+    }
+  }
+  if (conflicts.length) return { recorded, conflicts }
 
   /**
    * Fold the recorded rows into their hourly rollups, aggregated first (one row per rollup)
@@ -203,7 +256,7 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
       chunk.flatMap((rollup) => [rollup.customerId, rollup.meter, rollup.bucket, text(rollup.sum), rollup.count, String(rollup.max), rollup.last, iso(rollup.lastAt), now])
     )
   }
-  return recorded
+  return { recorded, conflicts }
 }
 
 /**
