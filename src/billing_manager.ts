@@ -133,33 +133,66 @@ export class BillingManager {
   }
 
   /**
+   * Who may use the admin surfaces (webhook health, admin APIs), as given to `registerRoutes()`.
+   */
+  adminAuthorizer: ((ctx: import('@adonisjs/core/http').HttpContext) => boolean | Promise<boolean>) | null = null
+
+  /**
    * Registers the package routes on the host router, named `billing.*`, under `routes.prefix`
-   * (default `/billing`): `POST /webhooks/stripe`, `GET /webhooks/health` and
-   * `GET /v1/me/entitlements`, `GET /v1/me/usage` and, when `usage` is given, `POST /v1/usage`. Pass
-   * callbacks to add middleware: `admin` for the health route, `me` for the user-facing routes (your
-   * auth guard), `usage` for the service-to-service usage endpoint (e.g. an access-token guard). The
-   * webhook route must stay public: Stripe signs it.
+   * (default `/billing`): always `POST /webhooks/stripe` (public: Stripe signs it),
+   * `GET /v1/me/entitlements` and `GET /v1/me/usage` (`me`: add your auth guard); with `admin`,
+   * `GET /webhooks/health`; with `usage`, `POST /v1/usage`. Admin and usage routes need an explicit
+   * authorizer — without one registering them fails with `E_BILLING_INVALID_CONFIG`:
+   * - `admin.authorize(ctx)`: true for your admins (403 otherwise);
+   * - `usage.authorize(ctx, customer)`: true when the caller may write usage for that customer, or
+   *   `'service'` when the route's guard admits only trusted services (they may write for anyone).
    *
    * @example
-   * billing.registerRoutes({ admin: (route) => route.use(middleware.auth()) })
+   * await billing.registerRoutes({
+   *   me: (route) => route.use(middleware.auth()),
+   *   admin: { use: (route) => route.use(middleware.auth()), authorize: (ctx) => ctx.auth.user?.isAdmin === true },
+   *   usage: { use: (route) => route.use(middleware.auth({ guards: ['api'] })), authorize: (ctx, customer) => customer.billableId === String(ctx.auth.user?.id) },
+   * })
    */
-  async registerRoutes(options: { admin?: (route: any) => void; me?: (route: any) => void; usage?: (route: any) => void } = {}) {
+  async registerRoutes(options: RouteOptions = {}) {
+    const admin = routeAuthorizer(options.admin, 'admin')
+    const usage = routeAuthorizer(options.usage, 'usage')
+    if (admin && typeof admin.authorize !== 'function') throw new InvalidConfigException('registerRoutes.admin.authorize', 'must be a function (ctx) => boolean')
     const router = await this.app.container.make('router')
+    const { guarded } = await import('./http/client_errors.ts')
     const { handleStripeWebhook, webhookHealth } = await import('./webhooks/webhook_controller.ts')
     const { myEntitlements } = await import('./entitlements/entitlements_controller.ts')
+    const { myUsage, usageRecordHandler } = await import('./usage/usage_controller.ts')
     const prefix = this.config.routes.prefix
-    router.post(`${prefix}/webhooks/stripe`, handleStripeWebhook).as('billing.webhooks.stripe')
-    const health = router.get(`${prefix}/webhooks/health`, webhookHealth).as('billing.webhooks.health')
-    options.admin?.(health)
-    const me = router.get(`${prefix}/v1/me/entitlements`, myEntitlements).as('billing.me.entitlements')
+    router.post(`${prefix}/webhooks/stripe`, guarded(handleStripeWebhook)).as('billing.webhooks.stripe')
+    const me = router.get(`${prefix}/v1/me/entitlements`, guarded(myEntitlements)).as('billing.me.entitlements')
     options.me?.(me)
-    const { myUsage, recordUsage } = await import('./usage/usage_controller.ts')
-    const meUsage = router.get(`${prefix}/v1/me/usage`, myUsage).as('billing.me.usage')
+    const meUsage = router.get(`${prefix}/v1/me/usage`, guarded(myUsage)).as('billing.me.usage')
     options.me?.(meUsage)
-    /**
-     * The service-to-service usage endpoint exists only behind the guard the host gives it
-     */
-    if (options.usage) options.usage(router.post(`${prefix}/v1/usage`, recordUsage).as('billing.usage.record'))
+    if (admin) {
+      this.adminAuthorizer = admin.authorize as NonNullable<BillingManager['adminAuthorizer']>
+      const health = router.get(`${prefix}/webhooks/health`, guarded(this.#adminOnly(webhookHealth))).as('billing.webhooks.health')
+      admin.use?.(health)
+    }
+    if (usage) {
+      const authorize = usage.authorize
+      if (authorize !== 'service' && typeof authorize !== 'function') {
+        throw new InvalidConfigException('registerRoutes.usage.authorize', "must be (ctx, customer) => boolean, or 'service' for a service-only guard")
+      }
+      const route = router.post(`${prefix}/v1/usage`, guarded(usageRecordHandler(authorize))).as('billing.usage.record')
+      usage.use?.(route)
+    }
+  }
+
+  /**
+   * A handler that runs only when the admin authorizer says yes (403 problem+json otherwise).
+   */
+  #adminOnly<T>(handler: (ctx: import('@adonisjs/core/http').HttpContext) => Promise<T>) {
+    return async (ctx: import('@adonisjs/core/http').HttpContext) => {
+      const { ForbiddenException } = await import('./errors.ts')
+      if (!this.adminAuthorizer || (await this.adminAuthorizer(ctx)) !== true) throw new ForbiddenException('Billing administrators only')
+      return handler(ctx)
+    }
   }
 
   /**
@@ -171,4 +204,30 @@ export class BillingManager {
   for(billable: BillableRow): CustomerScope {
     return new CustomerScope(this, billable)
   }
+}
+
+/**
+ * Options of `billing.registerRoutes()`.
+ */
+export interface RouteOptions {
+  /** Middleware of the user-facing `/v1/me/*` routes (your auth guard) */
+  me?: (route: any) => void
+  /** The admin routes: your guard (`use`) and who is an admin (`authorize`, required) */
+  admin?: { use?: (route: any) => void; authorize: (ctx: import('@adonisjs/core/http').HttpContext) => boolean | Promise<boolean> }
+  /** `POST /v1/usage`: your guard (`use`) and whose usage a caller may write (`authorize`, required) */
+  usage?: { use?: (route: any) => void; authorize: import('./usage/usage_controller.ts').UsageAuthorizer }
+}
+
+/**
+ * The `{ use, authorize }` of an admin or usage route, refusing the older "middleware only" form.
+ */
+function routeAuthorizer<T extends { authorize: unknown }>(option: T | undefined, name: string): T | null {
+  if (option === undefined) return null
+  if (typeof option === 'function' || !option || typeof option !== 'object' || !('authorize' in option)) {
+    throw new InvalidConfigException(
+      `registerRoutes.${name}`,
+      `needs { authorize${name === 'usage' ? ": (ctx, customer) => boolean | 'service'" : ': (ctx) => boolean'}, use?: (route) => void } (a guard alone lets every signed-in caller in)`
+    )
+  }
+  return option
 }
