@@ -127,3 +127,30 @@ export class QuotaExceededException extends BillingException {
     return super.handle(error, ctx)
   }
 }
+
+/**
+ * An idempotency key was used before with a different payload (or, for quota consumption, was
+ * already spent): nothing was stored. Send a new key for a new request.
+ */
+export class IdempotencyConflictException extends BillingException {
+  static status = 409
+  static code = 'E_BILLING_IDEMPOTENCY_CONFLICT'
+}
+
+/**
+ * The caller is authenticated but not allowed to do this (an admin route without admin rights, a
+ * usage write for a customer the caller may not write for).
+ */
+export class ForbiddenException extends BillingException {
+  static status = 403
+  static code = 'E_BILLING_FORBIDDEN'
+}
+
+/**
+ * The billing database could not answer (a failure that is not the input's fault). The client gets
+ * this generic 503 — never the database's own message.
+ */
+export class DatabaseUnavailableException extends BillingException {
+  static status = 503
+  static code = 'E_BILLING_DATABASE_UNAVAILABLE'
+}

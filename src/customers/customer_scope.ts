@@ -22,7 +22,8 @@ import { subscribe, type SubscribeOptions } from '../subscriptions/subscribe.ts'
 import { checkoutCharge, checkoutSubscription, portalUrl, type ChargeOptions, type CheckoutOptions } from '../subscriptions/checkout.ts'
 import { toDbDateTime } from '../models/columns.ts'
 import { billableIdentity, type BillableRow } from '../mixins/billable.ts'
-import { FeatureNotIncludedException, InvalidArgumentException, NotBillableException, PaymentRequiredException, QuotaExceededException } from '../errors.ts'
+import { FeatureNotIncludedException, IdempotencyConflictException, InvalidArgumentException, NotBillableException, PaymentRequiredException, QuotaExceededException } from '../errors.ts'
+import { textProblem } from '../usage/usage_input.ts'
 import { randomUUID } from 'node:crypto'
 import { meterTotal, meterValue, recordUsageEvent } from '../usage/record_usage.ts'
 import { priceUsage } from '../usage/usage_pricing.ts'
@@ -182,13 +183,18 @@ export class CustomerScope {
   /**
    * Uses `quantity` of a metered feature's quota, atomically: the customer row is locked (PostgreSQL)
    * while the period's usage is read and the usage recorded, so concurrent requests never overspend.
-   * Throws `E_BILLING_QUOTA_EXCEEDED` (with `retryAfter`) when it would go over the limit; an already
-   * seen `idempotencyKey` is not counted twice.
+   * Throws `E_BILLING_QUOTA_EXCEEDED` (with `retryAfter`) when it would go over the limit. Each call
+   * is one use unless it passes an `idempotencyKey` the server derived (never one a client sent): a
+   * key already spent throws `E_BILLING_IDEMPOTENCY_CONFLICT` (409) and consumes nothing.
    */
   async consume(feature: string, quantity = 1, options: { idempotencyKey?: string } = {}) {
     const definition = this.#manager.config.features[feature]
     if (definition?.type !== 'metered') throw new InvalidArgumentException(`"${feature}" is not a metered feature`)
     if (!Number.isSafeInteger(quantity) || quantity <= 0) throw new InvalidArgumentException('Quantity must be a positive integer')
+    if (options.idempotencyKey !== undefined) {
+      const problem = textProblem(options.idempotencyKey, 255)
+      if (problem) throw new InvalidArgumentException(`idempotencyKey ${problem}`)
+    }
     await this.assert(feature)
     const customer = await this.customer()
     const values = (await this.#manager.entitlements.values({ customerId: customer.id }))!
@@ -205,13 +211,18 @@ export class CustomerScope {
         error.details = { limit, used, resets_at: period.to.toUTC().toISO() }
         throw error
       }
-      await recordUsageEvent(trx, {
+      const recorded = await recordUsageEvent(trx, {
         customerId: customer.id,
         meter: definition.meter,
         quantity,
         idempotencyKey: options.idempotencyKey ?? randomUUID(),
         occurredAt: now,
       })
+      /**
+       * A key seen before is refused, never let through uncounted: a repeated key must not buy a
+       * second use of the feature for free
+       */
+      if (!recorded) throw new IdempotencyConflictException(`The idempotency key of this "${feature}" consumption was already used`)
       return { limit, used: used + quantity, remaining: limit === null ? null : limit - used - quantity }
     })
   }

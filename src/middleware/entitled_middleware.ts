@@ -10,6 +10,7 @@
 import type { HttpContext } from '@adonisjs/core/http'
 import type { NextFn } from '@adonisjs/core/types/http'
 import { billableIdentity } from '../mixins/billable.ts'
+import { clientError } from '../http/client_errors.ts'
 import { FeatureNotIncludedException, InvalidConfigException, PaymentRequiredException, QuotaExceededException, UnauthenticatedException } from '../errors.ts'
 
 /**
@@ -21,8 +22,9 @@ export type EntitledOptions = { feature: string; consume?: number } | { anyOf: s
  * Named middleware `entitled`: lets the request through only when the authenticated billable's
  * billing grants the feature — the same answer `GET /billing/v1/me/entitlements` gives. Denials are
  * problem+json: 401 (no user), 402 (no subscription grants anything), 403 (the plan lacks the
- * feature), 429 with `Retry-After` (quota spent). With `consume`, the quota is used atomically (the
- * request id is the idempotency key, so a retried request is not counted twice).
+ * feature), 429 with `Retry-After` (quota spent). With `consume`, the quota is used atomically and
+ * every request let through counts: nothing the client sends (such as `X-Request-Id`) can make a
+ * request free.
  *
  * @example
  * router.get('/reports', handler).use(middleware.entitled({ feature: 'advanced_reports' }))
@@ -70,7 +72,12 @@ export default class EntitledMiddleware {
     const scope = billing.for(user)
 
     if ('feature' in options && options.consume) {
-      await scope.consume(options.feature, options.consume, { idempotencyKey: ctx.request.id() ?? undefined })
+      /**
+       * Every request that passes is one use: no key from the request (X-Request-Id is the client's)
+       */
+      await scope.consume(options.feature, options.consume).catch((error: unknown) => {
+        throw clientError(error)
+      })
       return next()
     }
     const decisions = await Promise.all(features.map((feature) => scope.check(feature)))
