@@ -25,15 +25,19 @@ export const actors = {
   webhook(eventId: string): AuditActor {
     return { type: 'webhook', id: eventId }
   },
-  /** The operating-system user running an ace command */
+  /**
+   * The operating-system user running an ace command. `BILLING_CLI_USER` (who says they are at the
+   * keyboard, e.g. behind a shared deploy account) is kept as an unverified claim, never as the id.
+   */
   cli(): AuditActor {
     let name: string | null = null
     try {
-      name = process.env.BILLING_CLI_USER || userInfo().username
+      name = userInfo().username
     } catch {
       name = process.env.USER ?? null
     }
-    return { type: 'cli', id: name }
+    const claim = process.env.BILLING_CLI_USER
+    return claim ? { type: 'cli', id: name, claim } : { type: 'cli', id: name }
   },
   /** The package itself (schedulers, background work) */
   system(): AuditActor {
@@ -49,9 +53,19 @@ export function currentActor(app: ApplicationService): { actor: AuditActor; requ
   const ctx = HttpContext.get()
   if (ctx) {
     const user = (ctx as any).auth?.user
-    const requestId = ctx.request.id() ?? ctx.request.header('x-request-id') ?? null
+    const requestId = unverifiedText(ctx.request.id() ?? ctx.request.header('x-request-id'), 255)
     return { actor: user ? actors.user(user) : { type: 'anonymous', id: null }, requestId }
   }
   if (app.getEnvironment() === 'console') return { actor: actors.cli(), requestId: null }
   return { actor: actors.system(), requestId: null }
+}
+
+/**
+ * Text a client sent (a request id, a claimed name), kept only as unverified metadata: `null` unless
+ * a string, NUL and lone surrogates dropped, cut to `max` characters. Never an identity or a key.
+ */
+export function unverifiedText(value: unknown, max: number): string | null {
+  if (typeof value !== 'string' || value.length === 0) return null
+  const clean = value.toWellFormed().replaceAll('\u0000', '')
+  return clean.length > max ? clean.slice(0, max) : clean || null
 }

@@ -14,7 +14,7 @@ import type { QueryClientContract, TransactionClientContract } from '@adonisjs/l
 import AuditLog from '../models/audit_log.ts'
 import { toDbDateTime } from '../models/columns.ts'
 import { canonicalJson } from './canonical_json.ts'
-import { currentActor } from './actor.ts'
+import { currentActor, unverifiedText } from './actor.ts'
 import debug from '../debug.ts'
 import type { AuditEntryInput } from '../types.ts'
 
@@ -160,8 +160,8 @@ export class AuditTrail {
       customerId: entry.customerId ?? null,
       before: entry.before ?? null,
       after: entry.after ?? null,
-      metadata: entry.metadata ?? null,
-      requestId: entry.requestId ?? context?.requestId ?? null,
+      metadata: actor.claim ? { ...entry.metadata, claimedBy: unverifiedText(actor.claim, 255) } : (entry.metadata ?? null),
+      requestId: unverifiedText(entry.requestId ?? context?.requestId, 255),
       eventId: entry.eventId ?? (actor.type === 'webhook' ? actor.id : null),
     }
 
