@@ -127,6 +127,8 @@ export interface StripeOptions {
   host?: string
   port?: number
   protocol?: 'http' | 'https'
+  /** Accept an `sk_test_`/`rk_test_` key when the app runs in production (a staging app billing in test mode) */
+  allowTestKeys?: boolean
 }
 
 /**
@@ -146,7 +148,12 @@ export interface BillingConfigInput {
   /**
    * `refetch`: handlers fetch the current object from Stripe instead of trusting the event payload
    */
-  webhooks?: { tolerance?: number; maxBodyBytes?: number; refetch?: boolean }
+  /**
+   * `tolerance`: seconds a signature timestamp may be off (default 300, at most 3600).
+   * `allowUnsigned`: with no webhook secret, process unsigned deliveries (local development and
+   * tests only; refused in production). Off by default: without a secret every delivery gets 503.
+   */
+  webhooks?: { tolerance?: number; maxBodyBytes?: number; refetch?: boolean; allowUnsigned?: boolean }
   routes?: { prefix?: string }
   /**
    * `source: 'stripe'` takes boolean features from Stripe Entitlements (the customer's active
@@ -219,13 +226,13 @@ export interface ResolvedBillingConfig {
   connection?: string
   currency: string
   stripe: Required<Pick<StripeOptions, 'maxNetworkRetries' | 'timeout'>> &
-    Omit<StripeOptions, 'webhookSecret'> & { webhookSecrets: string[] }
+    Omit<StripeOptions, 'webhookSecret'> & { webhookSecrets: string[]; allowTestKeys: boolean }
   features: Record<string, FeatureDefinition>
   meters: Record<string, Required<Omit<MeterDefinition, 'uniqueProperty' | 'unit'>> & MeterDefinition>
   plans: Record<string, ResolvedPlan>
   policy: Required<StatusPolicy>
   tax: { automatic: boolean; collectTaxIds: boolean; collectAddress: 'auto' | 'required' }
-  webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean }
+  webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean; allowUnsigned: boolean }
   routes: { prefix: string }
   entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null; cacheStore: string | null }
   usage: {
@@ -244,6 +251,8 @@ export interface ResolvedBillingConfig {
 export interface AuditActor {
   type: 'user' | 'webhook' | 'cli' | 'system' | (string & {})
   id: string | null
+  /** Who the actor says it acts for (`BILLING_CLI_USER`): unverified, recorded as `metadata.claimedBy` */
+  claim?: string
 }
 
 /**

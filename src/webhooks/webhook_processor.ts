@@ -95,7 +95,7 @@ export class WebhookProcessor {
       throw new WebhookPayloadTooLargeException(`Payload of ${rawBody.length} bytes exceeds ${webhooks.maxBodyBytes}`)
     }
     if (stripe.webhookSecrets.length === 0) {
-      if (!this.#manager.app.inTest) throw new WebhookNotConfiguredException('No webhook secret configured (set STRIPE_WEBHOOK_SECRET)')
+      if (!webhooks.allowUnsigned) throw new WebhookNotConfiguredException('No webhook secret configured (set STRIPE_WEBHOOK_SECRET)')
     } else {
       verifyStripeSignature(rawBody, signature, stripe.webhookSecrets, webhooks.tolerance)
     }
