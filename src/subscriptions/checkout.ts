@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { CHECKOUT_LINK_KEY, checkoutLinkProof } from '../customers/checkout_link.ts'
 import type { Stripe } from 'stripe'
 import type Customer from '../models/customer.ts'
 import type { BillingManager } from '../billing_manager.ts'
@@ -96,7 +97,7 @@ export async function checkoutSubscription(manager: BillingManager, customer: Cu
     success_url: options.successUrl,
     cancel_url: options.cancelUrl,
     subscription_data: { metadata, ...(trialDays > 0 ? { trial_period_days: trialDays } : {}) },
-    metadata,
+    metadata: { ...metadata, [CHECKOUT_LINK_KEY]: checkoutLinkProof(manager.app, customer.id, stripeCustomerId) },
     ...(options.promotionCode ? { discounts: [{ promotion_code: options.promotionCode }] } : { allow_promotion_codes: options.allowPromotionCodes ?? false }),
     ...taxSettings(manager),
   })
@@ -124,7 +125,7 @@ export async function checkoutCharge(manager: BillingManager, customer: Customer
     line_items: lineItems,
     success_url: options.successUrl,
     cancel_url: options.cancelUrl,
-    metadata: { ...options.metadata, adonis_billing_customer_id: String(customer.id) },
+    metadata: { ...options.metadata, adonis_billing_customer_id: String(customer.id), [CHECKOUT_LINK_KEY]: checkoutLinkProof(manager.app, customer.id, stripeCustomerId) },
     invoice_creation: { enabled: true },
     ...taxSettings(manager),
   })

@@ -30,7 +30,8 @@ async function lockedByStripeId(trx: TransactionClientContract, stripeCustomerId
 /**
  * Finds the local customer of a Stripe customer inside a webhook transaction; never drops an event:
  * - a known Stripe id gives its row;
- * - `localId` (a checkout's `client_reference_id`, or `adonis_billing_customer_id` metadata) links the
+ * - `localId` (a package-made checkout's signed link, or `adonis_billing_customer_id` metadata the
+ *   package set through the API; never a buyer-set `client_reference_id`) links the
  *   Stripe customer to that local customer, and an unlinked row recorded earlier for the same Stripe
  *   customer is merged into it (its subscriptions, invoices, usage and grants follow);
  * - otherwise an unlinked customer row is recorded (billable unknown) so the objects attach to it

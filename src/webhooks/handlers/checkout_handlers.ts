@@ -9,12 +9,13 @@
 
 import type { Stripe } from 'stripe'
 import { resolveStripeCustomer } from '../customer_resolver.ts'
+import { verifiedCheckoutLink } from '../../customers/checkout_link.ts'
 import { applySubscriptionObject } from './subscription_handlers.ts'
 import type { WebhookHandler } from '../webhook_context.ts'
 
 /**
- * `checkout.session.completed`: links the Stripe customer to the local customer named by
- * `client_reference_id` (merging an unlinked customer recorded by earlier events), then applies the
+ * `checkout.session.completed`: links the Stripe customer to the local customer a session made by the
+ * package names (signed metadata; merging an unlinked customer recorded by earlier events), then applies the
  * session's subscription, fetched from Stripe since the session only names it.
  */
 const checkoutCompleted: WebhookHandler = async (context) => {
@@ -23,7 +24,11 @@ const checkoutCompleted: WebhookHandler = async (context) => {
   const stripeCustomerId = typeof session.customer === 'string' ? session.customer : session.customer?.id
   if (!stripeCustomerId) return 'ignored'
   context.customer = await resolveStripeCustomer(manager, trx, stripeCustomerId, {
-    localId: session.client_reference_id ?? session.metadata?.adonis_billing_customer_id,
+    /**
+     * Linked only to the customer a package-made session names with its signed proof: never to
+     * `client_reference_id`, which a buyer can set on Payment Links and pricing tables
+     */
+    localId: verifiedCheckoutLink(manager.app, session.metadata, stripeCustomerId),
     actor: context.actor,
     email: session.customer_details?.email ?? null,
     name: session.customer_details?.name ?? null,
