@@ -269,7 +269,13 @@ export class CatalogSync {
           if (product.name !== plan.name) changes.push(`name "${product.name}" → "${plan.name}"`)
           if ((product.description ?? null) !== (plan.description ?? null)) changes.push('description')
           if (!product.active) changes.push('reactivate')
-          if (changes.length) actions.push({ type: 'product.update', key: plan.key, id: product.id, params: { ...productParams, active: true }, changes })
+          /**
+           * A cleared description is sent as '' (Stripe's way to unset it): undefined would be dropped
+           * and the same update planned forever
+           */
+          if (changes.length) {
+            actions.push({ type: 'product.update', key: plan.key, id: product.id, params: { ...productParams, description: plan.description ?? '', active: true }, changes })
+          }
           else unchanged.products++
         }
 

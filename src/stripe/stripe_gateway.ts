@@ -14,6 +14,12 @@ import { mapStripeError, StripeNotConfiguredException } from './stripe_errors.ts
 import type { ResolvedBillingConfig } from '../types.ts'
 import debug from '../debug.ts'
 
+
+/**
+ * Longest idempotency key Stripe accepts.
+ */
+export const MAX_IDEMPOTENCY_KEY = 255
+
 /**
  * The Stripe API version the package is written and tested against (the `stripe` SDK 23.1.0 default).
  */
@@ -76,6 +82,11 @@ export class StripeGateway {
    */
   static idempotencyKey(operation: string, scope: string | number, params: unknown): string {
     const digest = createHash('sha256').update(canonicalJson(params)).digest('hex').slice(0, 32)
-    return `adonis-billing:${operation}:${scope}:${digest}`
+    const key = `adonis-billing:${operation}:${scope}:${digest}`
+    /**
+     * Stripe refuses keys over 255 characters: a long scope (a long lookup key) is hashed instead
+     */
+    if (key.length <= MAX_IDEMPOTENCY_KEY) return key
+    return `adonis-billing:${operation.slice(0, 100)}:${createHash('sha256').update(`${operation}\u0000${scope}`).digest('hex')}:${digest}`
   }
 }

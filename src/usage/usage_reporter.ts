@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { createHash } from 'node:crypto'
 import { DateTime } from 'luxon'
 import type { BillingManager } from '../billing_manager.ts'
 import { fromDbDateTime, toDbDateTime } from '../models/columns.ts'
@@ -212,7 +213,7 @@ export class UsageReporter {
   async #streamV2(reports: any[], clock: () => DateTime): Promise<boolean> {
     const events = reports.map((report) => ({
       event_name: this.#manager.config.meters[report.meter]?.eventName ?? report.meter,
-      identifier: `adonis-billing:${report.identifier}`,
+      identifier: meterEventIdentifier(report.identifier),
       timestamp: fromDbDateTime(report.window_start)!.toISO()!,
       payload: { stripe_customer_id: report.stripe_customer_id, value: String(Math.round(Number(report.quantity))) },
     }))
@@ -252,7 +253,7 @@ export class UsageReporter {
       await this.#manager.stripe.call((stripe) =>
         stripe.billing.meterEvents.create({
           event_name: eventName,
-          identifier: `adonis-billing:${report.identifier}`,
+          identifier: meterEventIdentifier(report.identifier),
           timestamp: Math.floor(fromDbDateTime(report.window_start)!.toSeconds()),
           payload: { stripe_customer_id: report.stripe_customer_id, value: String(value) },
         })
@@ -321,4 +322,13 @@ export class UsageReporter {
     }
     return differences
   }
+}
+
+/**
+ * The identifier Stripe deduplicates a meter event by: deterministic per report, at most 100
+ * characters (the API's limit) — a long one (long meter key) is replaced by its hash.
+ */
+export function meterEventIdentifier(identifier: string): string {
+  const full = `adonis-billing:${identifier}`
+  return full.length <= 100 ? full : `adonis-billing:${createHash('sha256').update(identifier).digest('hex')}`
 }
