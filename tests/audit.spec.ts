@@ -227,13 +227,15 @@ for (const dialect of DIALECTS) {
       assert.equal(await (await fetch(`${url}/anonymous`, { method: 'POST' })).text(), 'anonymous')
     })
 
-    test('inside ace commands the actor is the CLI user', async ({ assert }) => {
+    test('inside ace commands the actor is the OS user; BILLING_CLI_USER is kept as a claim, not the identity (#10.15)', async ({ assert }) => {
       const { billing } = await setupApp(dialect, { environment: 'console' })
+      const { userInfo } = await import('node:os')
       process.env.BILLING_CLI_USER = 'ops-alice'
       try {
-        const row = await billing.audit.record({ action: 'cli.action' })
+        const row = await billing.audit.record({ action: 'cli.action', metadata: { note: 'x' } })
         assert.equal(row.actorType, 'cli')
-        assert.equal(row.actorId, 'ops-alice')
+        assert.equal(row.actorId, userInfo().username)
+        assert.deepEqual(row.metadata, { note: 'x', claimedBy: 'ops-alice' })
       } finally {
         delete process.env.BILLING_CLI_USER
       }

@@ -138,7 +138,7 @@ test.group('config validation', () => {
     } catch (error) {
       assert.equal(error.key, 'stripe.webhookSecret')
     }
-    const prod = await setupApp('sqlite', { billing: testCatalog(), nodeEnv: 'production' })
+    const prod = await setupApp('sqlite', { billing: testCatalog({ stripe: { secretKey: 'sk_test_123', webhookSecret: 'whsec_test_secret', allowTestKeys: true } }), nodeEnv: 'production' })
     assert.equal(prod.billing.config.stripe.secretKey, 'sk_test_123')
   })
 })

@@ -104,11 +104,28 @@ for (const dialect of DIALECTS) {
       assert.equal(await world.billing.for(world.user).remaining('api_calls'), 0)
     })
 
-    test('a consumption with an idempotency key already seen is not counted twice', async ({ assert }) => {
+    test('a client-sent X-Request-Id never makes a consuming request free (#10.1)', async ({ assert }) => {
+      const world = await quotaWorld(dialect, 3)
+      const answers = []
+      for (let index = 0; index < 6; index++) {
+        answers.push(
+          await fetch(`${world.url}/api/run`, { method: 'POST', headers: { accept: 'application/json', 'x-test-user': String(world.user.id), 'x-request-id': 'same-id-every-time' } })
+        )
+      }
+      assert.deepEqual(
+        answers.map((answer) => answer.status),
+        [200, 200, 200, 429, 429, 429]
+      )
+      assert.equal(await world.billing.for(world.user).remaining('api_calls'), 0)
+      assert.lengthOf(await UsageEvent.query().where('customer_id', world.customer.id), 3)
+    })
+
+    test('a consumption with an idempotency key already spent is refused (409), neither counted nor let through', async ({ assert }) => {
       const world = await quotaWorld(dialect, 10)
       await world.billing.for(world.user).consume('api_calls', 1, { idempotencyKey: 'req-1' })
-      await world.billing.for(world.user).consume('api_calls', 1, { idempotencyKey: 'req-1' })
+      await assert.rejects(() => world.billing.for(world.user).consume('api_calls', 1, { idempotencyKey: 'req-1' }), /already used/)
       assert.equal(await world.billing.for(world.user).remaining('api_calls'), 9)
+      await assert.rejects(() => world.billing.for(world.user).consume('api_calls', 1, { idempotencyKey: 'bad\u0000key' }), /NUL/)
       await assert.rejects(() => world.billing.for(world.user).consume('sso', 1), /not a metered feature/)
       await assert.rejects(() => world.billing.for(world.user).consume('api_calls', 0), /positive integer/)
     })

@@ -1,4 +1,5 @@
 import { test } from '@japa/runner'
+import { checkoutLinkProof } from '../src/customers/checkout_link.ts'
 import { DIALECTS, setupStripeApp } from './helpers.ts'
 import { User } from './fixtures/user.ts'
 import AuditLog from '../src/models/audit_log.ts'
@@ -199,7 +200,7 @@ for (const dialect of DIALECTS) {
         success_url: 'https://app.test/ok',
         cancel_url: 'https://app.test/cancel',
         subscription_data: { metadata, trial_period_days: '14' },
-        metadata,
+        metadata: { ...metadata, adonis_billing_link: checkoutLinkProof(world.app, customer.id, customer.stripeCustomerId!) },
         allow_promotion_codes: 'false',
         automatic_tax: { enabled: 'true' },
         tax_id_collection: { enabled: 'true' },

@@ -19,7 +19,7 @@ for (const dialect of DIALECTS) {
   test.group(`usage HTTP API [${dialect}]`, () => {
     test('POST /billing/v1/usage: JSON array and NDJSON, per-item results, all or nothing, guarded', async ({ assert }) => {
       const { app, billing } = await setupApp(dialect)
-      const { url } = await serve(app, () => billing.registerRoutes({ me: (route) => route.use(headerAuth), usage: (route) => route.use(serviceToken) }))
+      const { url } = await serve(app, () => billing.registerRoutes({ me: (route) => route.use(headerAuth), usage: { use: (route) => route.use(serviceToken), authorize: 'service' } }))
       const user = await User.create({ email: 'svc@example.com', name: null })
       const customer = await billing.for(user).customer()
       const post = (body: string, contentType = 'application/json', token = 'Bearer svc-token') =>
@@ -40,7 +40,7 @@ for (const dialect of DIALECTS) {
       ])
 
       const ndjson = await post(
-        [{ customerId: customer.id, meter: 'api_calls', quantity: 1, idempotencyKey: 'c', timestamp: DateTime.utc().minus({ hours: 1 }).toISO() }, { customerId: customer.id, meter: 'api_calls', quantity: 1, idempotencyKey: 'a' }]
+        [{ customerId: customer.id, meter: 'api_calls', quantity: 1, idempotencyKey: 'c', timestamp: DateTime.utc().minus({ hours: 1 }).toISO() }, { customerId: customer.id, meter: 'api_calls', quantity: 2, idempotencyKey: 'a' }]
           .map((line) => JSON.stringify(line))
           .join('\n'),
         'application/x-ndjson'

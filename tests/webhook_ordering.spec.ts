@@ -1,4 +1,5 @@
 import { test } from '@japa/runner'
+import { checkoutLinkProof } from '../src/customers/checkout_link.ts'
 import Stripe from 'stripe'
 import { DIALECTS, setupStripeApp } from './helpers.ts'
 import { serve } from './http.ts'
@@ -51,6 +52,7 @@ async function lifecycle(dialect: 'sqlite' | 'pg', updates: Array<Stripe.Subscri
     mode: 'subscription',
     customer: stripeCustomer.id,
     client_reference_id: String(local.id),
+    metadata: { adonis_billing_customer_id: String(local.id), adonis_billing_link: checkoutLinkProof(base.app, local.id, stripeCustomer.id) },
     line_items: [{ price, quantity: 1 }],
     success_url: 'https://a.test/ok',
   })

@@ -8,6 +8,7 @@ import AuditLog from '../src/models/audit_log.ts'
 import Subscription from '../src/models/subscription.ts'
 import Customer from '../src/models/customer.ts'
 import Invoice from '../src/models/invoice.ts'
+import { checkoutLinkProof } from '../src/customers/checkout_link.ts'
 
 const SECRET = 'whsec_test_secret'
 
@@ -15,7 +16,7 @@ async function world(dialect: 'sqlite' | 'pg') {
   const base = await setupStripeApp(dialect)
   const sync = base.billing.catalogSync()
   await sync.apply(await sync.plan())
-  const { url } = await serve(base.app, () => base.billing.registerRoutes())
+  const { url } = await serve(base.app, () => base.billing.registerRoutes({ admin: { authorize: (ctx) => ctx.request.header('x-admin') === 'yes' } }))
   const endpoint = `${url}/billing/webhooks/stripe`
   const stripe = new Stripe('sk_test_direct', { ...base.fake.clientOptions, maxNetworkRetries: 0 })
   const deliver = (eventId: string) => base.fake.deliver(endpoint, eventId, { secret: SECRET })
@@ -155,19 +156,46 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(seen, [priceEvent.id])
     })
 
+    test('a checkout session the package did not make links nothing, whatever its client_reference_id (#10.17)', async ({ assert }) => {
+      const w = await world(dialect)
+      const victim = await User.create({ email: 'victim@example.com', name: 'V' })
+      const local = await w.billing.for(victim).customer()
+      /**
+       * A Payment Link lets the buyer set client_reference_id: the attacker names the victim's customer
+       */
+      const attacker = await w.stripe.customers.create({ email: 'attacker@example.com' })
+      const forged = await w.stripe.checkout.sessions.create({
+        mode: 'subscription',
+        customer: attacker.id,
+        client_reference_id: String(local.id),
+        metadata: { adonis_billing_customer_id: String(local.id), adonis_billing_link: 'f'.repeat(64) },
+        line_items: [{ price: w.priceId('pro_month'), quantity: 1 }],
+        success_url: 'https://a.test/ok',
+      })
+      w.fake.completeCheckout(forged.id)
+      const completed = w.fake.store.events('checkout.session.completed')[0]
+      assert.equal((await w.deliver(completed.id)).status, 200)
+      await local.refresh()
+      assert.isNull(local.stripeCustomerId)
+      const recorded = await Customer.findByOrFail('stripe_customer_id', attacker.id)
+      assert.isNull(recorded.billableId)
+      assert.equal(await AuditLog.query().where('action', 'customer.linked').count('* as total').first().then((row: any) => Number(row.$extras.total)), 0)
+    })
+
     test('events about an unknown Stripe customer attach to an unlinked customer until checkout links it', async ({ assert }) => {
       const w = await world(dialect)
       const user = await User.create({ email: 'd@example.com', name: 'D' })
       const local = await w.billing.for(user).customer()
       /**
-       * A Stripe customer and subscription made outside the package (no metadata), then a checkout
-       * session naming our customer in client_reference_id.
+       * A Stripe customer and subscription whose events arrive before the checkout session that
+       * links them: a session as the package makes it (signed link in its metadata).
        */
       const stripeCustomer = await w.stripe.customers.create({ email: 'd@example.com' })
       const session = await w.stripe.checkout.sessions.create({
         mode: 'subscription',
         customer: stripeCustomer.id,
         client_reference_id: String(local.id),
+        metadata: { adonis_billing_customer_id: String(local.id), adonis_billing_link: checkoutLinkProof(w.app, local.id, stripeCustomer.id) },
         line_items: [{ price: w.priceId('pro_month'), quantity: 1 }],
         success_url: 'https://a.test/ok',
       })
@@ -303,7 +331,9 @@ for (const dialect of DIALECTS) {
       })
       await w.stripe.subscriptions.update(subscription.stripeSubscriptionId!, { cancel_at_period_end: true })
       const updated = w.fake.store.events('customer.subscription.updated').at(-1)!
-      assert.equal((await w.deliver(updated.id)).status, 500)
+      const failed = await w.deliver(updated.id)
+      assert.equal(failed.status, 500)
+      assert.notInclude(failed.body, 'temporarily broken')
 
       const unhealthy = await ace.create(Status, ['--json'])
       await unhealthy.exec()
@@ -314,9 +344,12 @@ for (const dialect of DIALECTS) {
       assert.equal(report.failuresByType[0].type, 'customer.subscription.updated')
       assert.include(report.failuresByType[0].lastError, 'temporarily broken')
 
-      const health = await fetch(`${w.url}/billing/webhooks/health`)
+      assert.equal((await fetch(`${w.url}/billing/webhooks/health`)).status, 403)
+      const health = await fetch(`${w.url}/billing/webhooks/health`, { headers: { 'x-admin': 'yes' } })
       assert.equal(health.status, 503)
-      assert.equal((await health.json()).counts.failed, 1)
+      const body = await health.json()
+      assert.equal(body.counts.failed, 1)
+      assert.include(JSON.stringify(body), 'temporarily broken')
 
       failing = false
       const replay = await ace.create(Replay, ['--failed'])
@@ -327,7 +360,7 @@ for (const dialect of DIALECTS) {
       const healthy = await ace.create(Status, [])
       await healthy.exec()
       assert.equal(healthy.exitCode, 0)
-      assert.equal((await fetch(`${w.url}/billing/webhooks/health`)).status, 200)
+      assert.equal((await fetch(`${w.url}/billing/webhooks/health`, { headers: { 'x-admin': 'yes' } })).status, 200)
 
       const one = await ace.create(Replay, ['--id', updated.id])
       await one.exec()

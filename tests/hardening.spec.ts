@@ -1,0 +1,248 @@
+/**
+ * Issue #10: the holes a hostile caller found, each over real HTTP on both databases.
+ */
+import { test } from '@japa/runner'
+import { DIALECTS, setupApp } from './helpers.ts'
+import { headerAuth, serve } from './http.ts'
+import { testCatalog } from './fixtures/catalog.ts'
+import { User } from './fixtures/user.ts'
+import UsageEvent from '../src/models/usage_event.ts'
+import AuditLog from '../src/models/audit_log.ts'
+import { canonicalJson } from '../src/audit/canonical_json.ts'
+import { normalizeConfig } from '../src/catalog/normalize_config.ts'
+
+/**
+ * An app serving the usage endpoint behind `headerAuth` with the documented end-user scoping: a
+ * user may write usage only onto their own customer.
+ */
+async function usageWorld(dialect: 'sqlite' | 'pg') {
+  const world = await setupApp(dialect)
+  const { url } = await serve(world.app, (router: any) => {
+    router
+      .post('/promo', async (ctx: any) => {
+        await world.billing.for(ctx.auth.user).grant('sso', true, { reason: 'promo' })
+        return { ok: true }
+      })
+      .use(headerAuth)
+    return world.billing.registerRoutes({
+      me: (route) => route.use(headerAuth),
+      admin: { use: (route) => route.use(headerAuth), authorize: (ctx) => (ctx as any).auth?.user?.email === 'admin@example.com' },
+      usage: {
+        use: (route) => route.use(headerAuth),
+        authorize: (ctx, customer) => customer.billableType === 'user' && customer.billableId === String((ctx as any).auth?.user?.id),
+      },
+    })
+  })
+  const alice = await User.create({ email: 'alice@example.com', name: null })
+  const mallory = await User.create({ email: 'mallory@example.com', name: null })
+  const aliceCustomer = await world.billing.for(alice).customer()
+  const malloryCustomer = await world.billing.for(mallory).customer()
+  const post = (user: User, body: string, contentType = 'application/json') =>
+    fetch(`${url}/billing/v1/usage`, { method: 'POST', headers: { 'content-type': contentType, accept: 'application/json', 'x-test-user': String(user.id) }, body })
+  return { ...world, url, alice, mallory, aliceCustomer, malloryCustomer, post }
+}
+
+const record = (customerId: number, key: string, extra: Record<string, unknown> = {}) => ({ customerId, meter: 'api_calls', quantity: 1, idempotencyKey: key, ...extra })
+
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10 [${dialect}]`, (group) => {
+    group.tap((t) => t.timeout(60_000))
+
+    test('usage writes are scoped by the required authorizer: 403 and nothing stored for another customer; the actor is kept (#10.2)', async ({ assert }) => {
+      const w = await usageWorld(dialect)
+      const foreign = await w.post(w.mallory, JSON.stringify([record(w.malloryCustomer.id, 'm1'), record(w.aliceCustomer.id, 'steal')]))
+      assert.equal(foreign.status, 403)
+      assert.equal((await foreign.json()).code, 'E_BILLING_FORBIDDEN')
+      const byReference = await w.post(w.mallory, JSON.stringify([{ billableType: 'user', billableId: String(w.alice.id), meter: 'api_calls', quantity: 1, idempotencyKey: 'r' }]))
+      assert.equal(byReference.status, 403)
+      assert.lengthOf(await UsageEvent.all(), 0)
+
+      const own = await w.post(w.mallory, JSON.stringify([record(w.malloryCustomer.id, 'm1')]))
+      assert.equal(own.status, 200)
+      const stored = await UsageEvent.query().firstOrFail()
+      assert.equal(stored.customerId, w.malloryCustomer.id)
+      const row = await w.db.from('billing_usage_events').where('id', stored.id).first()
+      assert.equal(row.actor, `user:${w.mallory.id}`)
+    })
+
+    test('registering usage or admin routes without an authorizer fails at boot (#10.2, #10.16)', async ({ assert }) => {
+      const { billing } = await setupApp(dialect)
+      await assert.rejects(() => billing.registerRoutes({ usage: ((route: any) => route) as any }), /registerRoutes\.usage/)
+      await assert.rejects(() => billing.registerRoutes({ admin: ((route: any) => route) as any }), /registerRoutes\.admin/)
+      await assert.rejects(() => billing.registerRoutes({ usage: { authorize: 'anyone' as any } }), /registerRoutes\.usage\.authorize/)
+    })
+
+    test('keys that are not well-formed Unicode or hold NUL are refused, not stored as duplicates (#10.4, #10.8)', async ({ assert }) => {
+      const w = await usageWorld(dialect)
+      const id = w.malloryCustomer.id
+      for (const key of ['\ud800', 'a\ud800', 'a\udfff', 'nul\u0000key', 'x'.repeat(256)]) {
+        const answer = await w.post(w.mallory, JSON.stringify([record(id, key)]))
+        assert.equal(answer.status, 422, key)
+        const problem = await answer.json()
+        assert.equal(problem.code, 'E_BILLING_INVALID_USAGE')
+        assert.equal(problem.errors[0].field, 'idempotencyKey')
+      }
+      const distinct = await w.post(w.mallory, JSON.stringify([record(id, 'é'), record(id, 'e\u0301')]))
+      assert.deepEqual((await distinct.json()).results.map((result: any) => result.status), ['recorded', 'recorded'])
+      const nulProperty = await w.post(w.mallory, JSON.stringify([record(id, 'p', { properties: { user: 'a\u0000b' } })]))
+      assert.equal(nulProperty.status, 422)
+      let deep: any = 'leaf'
+      for (let depth = 0; depth < 50; depth++) deep = { deep }
+      const nested = await w.post(w.mallory, JSON.stringify([record(id, 'deep', { properties: deep })]) + '\n', 'application/x-ndjson')
+      assert.equal(nested.status, 422)
+      assert.lengthOf(await UsageEvent.all(), 2)
+    })
+
+    test('the same key with a different payload is 409 E_BILLING_IDEMPOTENCY_CONFLICT, the same payload a duplicate (#10.5)', async ({ assert }) => {
+      const w = await usageWorld(dialect)
+      const id = w.malloryCustomer.id
+      assert.equal((await w.post(w.mallory, JSON.stringify([record(id, 'k', { quantity: '2.50' })]))).status, 200)
+      const same = await w.post(w.mallory, JSON.stringify([record(id, 'k', { quantity: 2.5 })]))
+      assert.deepEqual((await same.json()).results, [{ index: 0, status: 'duplicate' }])
+      const changed = await w.post(w.mallory, JSON.stringify([record(id, 'fresh'), record(id, 'k', { quantity: 7 })]))
+      assert.equal(changed.status, 409)
+      const problem = await changed.json()
+      assert.equal(problem.code, 'E_BILLING_IDEMPOTENCY_CONFLICT')
+      assert.deepEqual(problem.errors, [{ index: 1, field: 'idempotencyKey', message: 'already used with a different payload' }])
+      const inBatch = await w.post(w.mallory, JSON.stringify([record(id, 'twice', { quantity: 1 }), record(id, 'twice', { quantity: 2 })]))
+      assert.equal(inBatch.status, 409)
+      assert.lengthOf(await UsageEvent.all(), 1)
+      const rollup = await w.db.from('billing_usage_rollups').where('customer_id', id).sum('sum as total').first()
+      assert.equal(Number(rollup.total), 2.5)
+    })
+
+    test('NDJSON is stream-parsed with a line and byte cap (#10.6); batch size is checked before resolving references (#10.8)', async ({ assert }) => {
+      const w = await usageWorld(dialect)
+      const line = JSON.stringify(record(w.malloryCustomer.id, 'x')) + '\n'
+      const tooManyLines = await w.post(w.mallory, line.repeat(1001), 'application/x-ndjson')
+      assert.equal(tooManyLines.status, 413)
+      /**
+       * 64 MiB of one endless line, streamed in chunks: refused once the cap is passed, RSS bounded
+       */
+      const before = process.memoryUsage().rss
+      const chunk = Buffer.alloc(1024 * 1024, 'a')
+      let sent = 0
+      const body = new ReadableStream({
+        pull(controller) {
+          if (sent++ >= 64) return controller.close()
+          controller.enqueue(chunk)
+        },
+      })
+      const huge = await fetch(`${w.url}/billing/v1/usage`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson', accept: 'application/json', 'x-test-user': String(w.mallory.id) },
+        body,
+        duplex: 'half',
+      } as any).catch((error) => ({ status: 'reset', error }) as any)
+      if (huge.status !== 'reset') assert.equal(huge.status, 413)
+      /**
+       * The server stopped reading at the cap (about 5 MiB): backpressure kept the client from
+       * sending the rest. Buffering the body whole (as before) reads all 64 MiB.
+       */
+      assert.isBelow(sent, 32)
+      void before
+      const references = Array.from({ length: 40_000 }, (_, index) => ({ billableType: 'user', billableId: String(index), meter: 'api_calls', quantity: 1, idempotencyKey: `r${index}` }))
+      const many = await w.post(w.mallory, references.map((item) => JSON.stringify(item)).join('\n'), 'application/x-ndjson')
+      assert.equal(many.status, 413)
+      assert.equal((await many.json()).code, 'E_BILLING_INVALID_USAGE')
+      const overBatch = await w.post(w.mallory, JSON.stringify(references.slice(0, 1001)))
+      assert.equal(overBatch.status, 413)
+      assert.equal((await overBatch.json()).code, 'E_BILLING_INVALID_USAGE')
+      assert.lengthOf(await UsageEvent.all(), 0)
+    })
+
+    test('prototype names are never meters or features (#10.7), and canonical JSON hashes a __proto__ key', async ({ assert }) => {
+      const w = await usageWorld(dialect)
+      for (const meter of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+        const answer = await w.post(w.mallory, JSON.stringify([record(w.malloryCustomer.id, meter, { meter })]))
+        assert.equal(answer.status, 422, meter)
+        const me = await fetch(`${w.url}/billing/v1/me/usage?meter=${meter}`, { headers: { 'x-test-user': String(w.mallory.id), accept: 'application/json' } })
+        assert.equal(me.status, 422, meter)
+      }
+      await assert.rejects(() => w.billing.for(w.mallory).grant('constructor', true), /feature/)
+      assert.notEqual(canonicalJson(JSON.parse('{"__proto__":{"a":1}}')), canonicalJson({}))
+      assert.equal(canonicalJson(JSON.parse('{"b":1,"__proto__":2}')), '{"__proto__":2,"b":1}')
+    })
+
+    test('an X-Request-Id over 255 characters is capped, not a 500 with SQL (#10.8, #10.15)', async ({ assert }) => {
+      const w = await usageWorld(dialect)
+      const answer = await fetch(`${w.url}/promo`, { method: 'POST', headers: { accept: 'application/json', 'x-test-user': String(w.mallory.id), 'x-request-id': 'r'.repeat(5000) } })
+      assert.equal(answer.status, 200, await answer.clone().text())
+      const grant = await AuditLog.query().where('action', 'like', 'entitlement.grant%').firstOrFail()
+      assert.lengthOf(grant.requestId!, 255)
+      const direct = await w.billing.audit.record({ action: 'test.request_id', requestId: 'nul\u0000\ud800' })
+      assert.equal(direct.requestId, 'nul\ufffd')
+      const rows = await AuditLog.query().where('action', 'test.request_id')
+      assert.lengthOf(rows, 1)
+    })
+
+    test('the webhook health route is for admins only; handler errors never reach the webhook caller (#10.16)', async ({ assert }) => {
+      const w = await usageWorld(dialect)
+      const admin = await User.create({ email: 'admin@example.com', name: null })
+      const health = (user?: User) => fetch(`${w.url}/billing/webhooks/health`, { headers: { accept: 'application/json', ...(user ? { 'x-test-user': String(user.id) } : {}) } })
+      assert.equal((await health()).status, 403)
+      assert.equal((await health(w.mallory)).status, 403)
+      assert.equal((await health(admin)).status, 200)
+      const unregistered = await setupApp(dialect)
+      const { url } = await serve(unregistered.app, () => unregistered.billing.registerRoutes())
+      assert.equal((await fetch(`${url}/billing/webhooks/health`)).status, 404)
+    })
+
+    test('config: unsigned webhooks need an explicit opt-out, tolerance at most 3600 s, secrets not serialized (#10.18)', async ({ assert }) => {
+      assert.throws(() => normalizeConfig(testCatalog({ webhooks: { tolerance: 3601 } })), /at most 3600/)
+      const config = normalizeConfig(testCatalog({ stripe: { secretKey: 'sk_test_secret_value', webhookSecret: 'whsec_secret_value' } }))
+      assert.equal(config.stripe.secretKey, 'sk_test_secret_value')
+      assert.deepEqual(config.stripe.webhookSecrets, ['whsec_secret_value'])
+      const text = JSON.stringify(config) + JSON.stringify({ ...config.stripe })
+      assert.notInclude(text, 'sk_test_secret_value')
+      assert.notInclude(text, 'whsec_secret_value')
+      const production = (extra: Record<string, unknown>) =>
+        setupApp(dialect, { nodeEnv: 'production', billing: testCatalog(extra as any) })
+      await assert.rejects(() => production({ stripe: { secretKey: 'sk_test_x', webhookSecret: 'whsec_x' } }), /test-mode key/)
+      await assert.rejects(() => production({ stripe: { secretKey: 'sk_live_x', webhookSecret: 'whsec_x', protocol: 'http', host: 'stripe.internal' } }), /https/)
+      await assert.rejects(() => production({ stripe: { secretKey: 'sk_live_x', webhookSecret: 'whsec_x' }, webhooks: { allowUnsigned: true } }), /allowUnsigned/)
+    })
+  })
+}
+
+test.group('hardening #10 | Stripe request limits (#10.20)', () => {
+  test('idempotency keys stay within 255 characters and meter-event identifiers within 100, deterministically', async ({ assert }) => {
+    const { StripeGateway } = await import('../src/stripe/stripe_gateway.ts')
+    const { meterEventIdentifier } = await import('../src/usage/usage_reporter.ts')
+    const long = 'k'.repeat(200)
+    const key = StripeGateway.idempotencyKey('sync.price.create', long, { lookup_key: long })
+    assert.isAtMost(key.length, 255)
+    assert.equal(key, StripeGateway.idempotencyKey('sync.price.create', long, { lookup_key: long }))
+    assert.notEqual(key, StripeGateway.idempotencyKey('sync.price.create', long + 'x', { lookup_key: long }))
+    assert.equal(StripeGateway.idempotencyKey('op', 7, {}).startsWith('adonis-billing:op:7:'), true)
+    const identifier = `12:${'m'.repeat(100)}:2026-12-01T10:00:00.000Z:0`
+    assert.isAtMost(meterEventIdentifier(identifier).length, 100)
+    assert.equal(meterEventIdentifier(identifier), meterEventIdentifier(identifier))
+    assert.notEqual(meterEventIdentifier(identifier), meterEventIdentifier(identifier.replace(':0', ':1')))
+    assert.equal(meterEventIdentifier('1:api_calls:2026-12-01T10:00:00.000Z:0'), 'adonis-billing:1:api_calls:2026-12-01T10:00:00.000Z:0')
+  })
+})
+
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10 | catalog sync [${dialect}]`, () => {
+    test('clearing a plan description reaches Stripe, and the next plan is empty (#10.20)', async ({ assert }) => {
+      const { setupStripeApp } = await import('./helpers.ts')
+      const catalog = testCatalog()
+      catalog.plans!.pro.description = 'For teams'
+      const first = await setupStripeApp(dialect, { billing: catalog })
+      const sync = first.billing.catalogSync()
+      await sync.apply(await sync.plan())
+      const cleared = testCatalog()
+      delete cleared.plans!.pro.description
+      const second = await setupStripeApp(dialect, { billing: cleared, fake: first.fake })
+      const resync = second.billing.catalogSync()
+      const plan = await resync.plan()
+      assert.isTrue(plan.actions.some((action: any) => action.type === 'product.update'))
+      await resync.apply(plan)
+      const product = (first.fake.store.products() as any[]).find((candidate) => candidate.metadata?.adonis_billing_plan === 'pro')
+      assert.isNull(product.description ?? null)
+      const again = await second.billing.catalogSync().plan()
+      assert.lengthOf(again.actions, 0)
+    })
+  })
+}
