@@ -398,7 +398,7 @@ const STEPS: Step[] = [
       const checkout = await server.request('POST', '/billing/checkout', { token: ada.token, body: { plan: 'pro', interval: 'month' } })
       expectStatus(checkout, 200, 'POST /billing/checkout')
       say(`Checkout Session for Pro (monthly): ${bold(checkout.json.url)}`)
-      say(dim('  subscription mode, flat price + metered API calls, 14-day trial, customer linked by client_reference_id'))
+      say(dim('  subscription mode, flat price + metered API calls, 14-day trial, customer linked by a signed proof in the session metadata'))
       say('')
 
       const subscribed = await server.request('POST', '/billing/subscription', {
