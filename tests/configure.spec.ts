@@ -116,6 +116,8 @@ test.group('configure hook', (group) => {
 
     const migrations = (await readdir(join(root, 'database/migrations'))).filter((file) => file.endsWith('_create_billing_tables.ts'))
     assert.lengthOf(migrations, 1)
+    const upgrades = (await readdir(join(root, 'database/migrations'))).filter((file) => file.endsWith('_add_billing_usage_payload_hash.ts'))
+    assert.lengthOf(upgrades, 1)
     assert.include(await readFile(configPath, 'utf8'), "currency: 'eur'")
 
     const rc = await readFile(join(root, 'adonisrc.ts'), 'utf8')

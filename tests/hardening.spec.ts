@@ -246,3 +246,28 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10 | upgrade migration [${dialect}]`, () => {
+    test('an install made before the payload hash gains payload_hash and actor, and records usage afterwards', async ({ assert }) => {
+      const world = await setupApp(dialect)
+      const schema = () => world.db.connection().schema
+      await schema().alterTable('billing_usage_events', (table) => {
+        table.dropColumn('payload_hash')
+        table.dropColumn('actor')
+      })
+      assert.isFalse(await schema().hasColumn('billing_usage_events', 'payload_hash'))
+      await world.db.from('adonis_schema').where('name', 'like', '%add_billing_usage_payload_hash%').delete()
+      const { MigrationRunner } = await import('@adonisjs/lucid/migration')
+      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+      await runner.run()
+      assert.equal(runner.status, 'completed', String(runner.error))
+      assert.isTrue(await schema().hasColumn('billing_usage_events', 'payload_hash'))
+      assert.isTrue(await schema().hasColumn('billing_usage_events', 'actor'))
+      const user = await User.create({ email: 'upgrade@example.com', name: null })
+      const customer = await world.billing.for(user).customer()
+      const results = await world.billing.usage.recordMany([{ customerId: customer.id, meter: 'api_calls', quantity: 1, idempotencyKey: 'after-upgrade' }], { actor: 'service' })
+      assert.deepEqual(results, [{ index: 0, status: 'recorded' }])
+    })
+  })
+}
