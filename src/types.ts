@@ -152,8 +152,9 @@ export interface BillingConfigInput {
    * `tolerance`: seconds a signature timestamp may be off (default 300, at most 3600).
    * `allowUnsigned`: with no webhook secret, process unsigned deliveries (local development and
    * tests only; refused in production). Off by default: without a secret every delivery gets 503.
+   * `retentionDays`: default age for `billing:webhooks:prune` (payloads of older, processed events dropped).
    */
-  webhooks?: { tolerance?: number; maxBodyBytes?: number; refetch?: boolean; allowUnsigned?: boolean }
+  webhooks?: { tolerance?: number; maxBodyBytes?: number; refetch?: boolean; allowUnsigned?: boolean; retentionDays?: number | null }
   routes?: { prefix?: string }
   /**
    * `source: 'stripe'` takes boolean features from Stripe Entitlements (the customer's active
@@ -232,7 +233,7 @@ export interface ResolvedBillingConfig {
   plans: Record<string, ResolvedPlan>
   policy: Required<StatusPolicy>
   tax: { automatic: boolean; collectTaxIds: boolean; collectAddress: 'auto' | 'required' }
-  webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean; allowUnsigned: boolean }
+  webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean; allowUnsigned: boolean; retentionDays: number | null }
   routes: { prefix: string }
   entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null; cacheStore: string | null }
   usage: {

@@ -9,6 +9,8 @@ import Subscription from '../src/models/subscription.ts'
 import Customer from '../src/models/customer.ts'
 import Invoice from '../src/models/invoice.ts'
 import { checkoutLinkProof } from '../src/customers/checkout_link.ts'
+import { DateTime } from 'luxon'
+import { toDbDateTime } from '../src/models/columns.ts'
 
 const SECRET = 'whsec_test_secret'
 
@@ -374,6 +376,54 @@ for (const dialect of DIALECTS) {
       const badDate = await ace.create(Replay, ['--since', 'yesterday'])
       await badDate.exec()
       assert.equal(badDate.exitCode, 1)
+    })
+    test('billing:webhooks:prune drops old processed payloads, keeps ids, type, status and timings, audited; pruned events are not replayed (#10.19)', async ({ assert }) => {
+      const w = await world(dialect)
+      const ace = await w.app.container.make('ace')
+      ace.ui.switchMode('raw')
+      const { default: Prune } = await import('../commands/billing_webhooks_prune.ts')
+      const { default: Replay } = await import('../commands/billing_webhooks_replay.ts')
+      const user = await User.create({ email: 'gdpr@example.com', name: 'Grace Personal' })
+      const stripeCustomerId = await w.billing.for(user).stripeCustomerId()
+      await w.stripe.customers.update(stripeCustomerId, { name: 'Grace Personal', phone: '+15550100' })
+      const updated = w.fake.store.events('customer.updated').at(-1)!
+      assert.equal((await w.deliver(updated.id)).status, 200)
+      const failing = w.fake.store.events('customer.created').at(-1)!
+      w.billing.webhooks.on('customer.created', async () => {
+        throw new Error('broken')
+      })
+      assert.equal((await w.deliver(failing.id)).status, 500)
+      await w.db.from('billing_webhook_events').update({ received_at: toDbDateTime(DateTime.utc().minus({ days: 40 })) })
+
+      const none = await ace.create(Prune, [])
+      await none.exec()
+      assert.equal(none.exitCode, 1)
+      const bad = await ace.create(Prune, ['--days', 'soon'])
+      await bad.exec()
+      assert.equal(bad.exitCode, 1)
+
+      const prune = await ace.create(Prune, ['--days', '30'])
+      await prune.exec()
+      assert.equal(prune.exitCode, 0)
+      const processed = await WebhookEvent.findByOrFail('event_id', updated.id)
+      assert.deepEqual(processed.payload, { id: updated.id, type: 'customer.updated', redacted: true })
+      assert.equal(processed.status, 'processed')
+      assert.isNotNull(processed.processedAt)
+      assert.notInclude(JSON.stringify(processed.payload), 'Grace')
+      const kept = await WebhookEvent.findByOrFail('event_id', failing.id)
+      assert.equal(kept.status, 'failed')
+      assert.include(JSON.stringify(kept.payload), 'gdpr@example.com')
+      const audit = await AuditLog.query().where('action', 'webhooks.pruned').firstOrFail()
+      assert.equal(audit.after!.pruned, 1)
+      assert.equal(audit.actorType, 'cli')
+
+      const again = await ace.create(Prune, ['--days', '30'])
+      await again.exec()
+      assert.include(again.ui.logger.getLogs().at(-1)!.message, '0 webhook payload(s)')
+      const replay = await ace.create(Replay, ['--id', updated.id])
+      await replay.exec()
+      assert.equal(replay.exitCode, 1)
+      assert.include(replay.ui.logger.getLogs().map((log: any) => log.message).join('\n'), 'pruned')
     })
   })
 }

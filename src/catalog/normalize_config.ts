@@ -407,7 +407,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
   const tax = record(config.tax, 'tax')
   checkKeys(tax, 'tax', ['automatic', 'collectTaxIds', 'collectAddress'])
   const webhooks = record(config.webhooks, 'webhooks')
-  checkKeys(webhooks, 'webhooks', ['tolerance', 'maxBodyBytes', 'refetch', 'allowUnsigned'])
+  checkKeys(webhooks, 'webhooks', ['tolerance', 'maxBodyBytes', 'refetch', 'allowUnsigned', 'retentionDays'])
   const routes = record(config.routes, 'routes')
   checkKeys(routes, 'routes', ['prefix'])
   if (routes.prefix !== undefined && (typeof routes.prefix !== 'string' || !routes.prefix.startsWith('/'))) {
@@ -441,6 +441,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
       maxBodyBytes: webhooks.maxBodyBytes === undefined ? 1024 * 1024 : positiveInteger(webhooks.maxBodyBytes, 'webhooks.maxBodyBytes'),
       refetch: optionalBoolean(webhooks.refetch, 'webhooks.refetch'),
       allowUnsigned: optionalBoolean(webhooks.allowUnsigned, 'webhooks.allowUnsigned'),
+      retentionDays: webhooks.retentionDays === undefined || webhooks.retentionDays === null ? null : positiveInteger(webhooks.retentionDays, 'webhooks.retentionDays'),
     },
     routes: { prefix: (routes.prefix ?? '/billing').replace(/\/+$/, '') || '/billing' },
     entitlements: normalizeEntitlements(config.entitlements),

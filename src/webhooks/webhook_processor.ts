@@ -204,6 +204,9 @@ export class WebhookProcessor {
         if ((row.status === 'processed' || row.status === 'ignored') && !options.force) return 'duplicate' as const
 
         const event = options.event ?? ((typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as Stripe.Event)
+        if ((event as { redacted?: unknown }).redacted === true) {
+          throw new WebhookProcessingException(`${eventId} was pruned (billing:webhooks:prune): its payload is gone, it cannot be processed again`)
+        }
         const context: WebhookContext = {
           manager: this.#manager,
           trx,
