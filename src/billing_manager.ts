@@ -24,7 +24,7 @@ import { webhookStatus } from './webhooks/webhook_status.ts'
 import { CustomerScope } from './customers/customer_scope.ts'
 import { billingModels } from './models/main.ts'
 import type { BillableRow } from './mixins/billable.ts'
-import { InvalidConfigException } from './errors.ts'
+import { ForbiddenException, InvalidConfigException } from './errors.ts'
 import type { ResolvedBillingConfig } from './types.ts'
 
 /**
@@ -189,7 +189,6 @@ export class BillingManager {
    */
   #adminOnly<T>(handler: (ctx: import('@adonisjs/core/http').HttpContext) => Promise<T>) {
     return async (ctx: import('@adonisjs/core/http').HttpContext) => {
-      const { ForbiddenException } = await import('./errors.ts')
       if (!this.adminAuthorizer || (await this.adminAuthorizer(ctx)) !== true) throw new ForbiddenException('Billing administrators only')
       return handler(ctx)
     }

@@ -20,12 +20,11 @@ const debug = debuglog('adonis-billing:http')
 function isDatabaseError(error: any): boolean {
   if (!error || typeof error !== 'object') return false
   const name = error.constructor?.name ?? error.name
+  const code = typeof error.code === 'string' ? error.code : ''
   return (
-    name === 'DatabaseError' ||
-    name === 'SqliteError' ||
-    name === 'KnexTimeoutError' ||
-    (typeof error.code === 'string' && (/^[0-9A-Z]{5}$/.test(error.code) || error.code.startsWith('SQLITE_')) && 'severity' in error) ||
-    (typeof error.code === 'string' && error.code.startsWith('SQLITE_'))
+    ['DatabaseError', 'SqliteError', 'KnexTimeoutError'].includes(name) ||
+    code.startsWith('SQLITE_') ||
+    (/^[0-9A-Z]{5}$/.test(code) && 'severity' in error)
   )
 }
 

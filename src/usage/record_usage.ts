@@ -115,7 +115,7 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
     let result: any
     if (trx.dialect.name === 'postgres') {
       /**
-       * PostgreSQL: seven array parameters and unnest() instead of 7000 placeholders: far less to
+       * PostgreSQL: nine array parameters and unnest() instead of 9000 placeholders: far less to
        * parse and bind, the closest a checked, idempotent insert gets to COPY
        */
       const columns: unknown[][] = [[], [], [], [], [], [], [], [], []]
