@@ -20,4 +20,5 @@ export const stubsRoot = import.meta.dirname
 export const MIGRATIONS = [
   { stub: 'make/migration/billing_tables.stub', suffix: 'create_billing_tables.ts' },
   { stub: 'make/migration/billing_usage_payload_hash.stub', suffix: 'add_billing_usage_payload_hash.ts' },
+  { stub: 'make/migration/billing_usage_exact_quantities.stub', suffix: 'make_billing_usage_quantities_exact.ts' },
 ]

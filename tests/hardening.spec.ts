@@ -2,6 +2,7 @@
  * Issue #10: the holes a hostile caller found, each over real HTTP on both databases.
  */
 import { test } from '@japa/runner'
+import { DateTime } from 'luxon'
 import { DIALECTS, setupApp } from './helpers.ts'
 import { headerAuth, serve } from './http.ts'
 import { testCatalog } from './fixtures/catalog.ts'
@@ -271,3 +272,47 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+test.group('hardening #10.11 | exact quantities upgrade [sqlite]', () => {
+  test('an install whose usage columns are floats is rewritten as exact decimal text, drift rounded away', async ({ assert }) => {
+    const world = await setupApp('sqlite')
+    const user = await User.create({ email: 'floats@example.com', name: null })
+    const customer = await world.billing.for(user).customer()
+    const hour = DateTime.utc().minus({ hours: 2 }).startOf('hour')
+    await world.billing.usage.recordMany([{ customerId: customer.id, meter: 'api_calls', quantity: '0.1', idempotencyKey: 'a', at: hour }])
+    /**
+     * The columns as the earlier stub made them (knex's SQLite `decimal` is `float`), holding the
+     * drifted sum SQLite's float arithmetic produced
+     */
+    const db = world.db.connection()
+    for (const [table, column] of [['billing_usage_events', 'quantity'], ['billing_usage_rollups', 'sum'], ['billing_usage_rollups', 'max'], ['billing_usage_rollups', 'last'], ['billing_usage_reports', 'quantity']]) {
+      await db.rawQuery(`alter table ${table} add column ${column}_old float`)
+      await db.rawQuery(`update ${table} set ${column}_old = cast(${column} as real)`)
+      await db.rawQuery(`alter table ${table} drop column ${column}`)
+      await db.rawQuery(`alter table ${table} rename column ${column}_old to ${column}`)
+    }
+    await db.rawQuery('update billing_usage_rollups set sum = 0.1 + 0.2')
+    assert.equal((await db.from('billing_usage_rollups').first()).sum, 0.30000000000000004)
+    await db.from('adonis_schema').where('name', 'like', '%make_billing_usage_quantities_exact%').delete()
+    const { MigrationRunner } = await import('@adonisjs/lucid/migration')
+    const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+    await runner.run()
+    assert.equal(runner.status, 'completed', String(runner.error))
+
+    const types = async (table: string) => Object.fromEntries(((await db.rawQuery(`pragma table_info(${table})`)) as any[]).map((row) => [row.name, String(row.type).toLowerCase()]))
+    assert.include(await types('billing_usage_rollups'), { sum: 'text', max: 'text', last: 'text' })
+    assert.include(await types('billing_usage_events'), { quantity: 'text' })
+    assert.include(await types('billing_usage_reports'), { quantity: 'text' })
+    assert.deepInclude(await db.from('billing_usage_rollups').select('sum', 'max', 'last').first(), { sum: '0.3', max: '0.1', last: '0.1' })
+    await world.billing.usage.recordMany([{ customerId: customer.id, meter: 'api_calls', quantity: '0.2', idempotencyKey: 'b', at: hour.plus({ minutes: 1 }) }])
+    assert.equal(await world.billing.for(user).usage('api_calls').total(hour, hour.plus({ hours: 1 })), '0.5')
+    /**
+     * A second run changes nothing
+     */
+    await db.from('adonis_schema').where('name', 'like', '%make_billing_usage_quantities_exact%').delete()
+    const again = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+    await again.run()
+    assert.equal(again.status, 'completed', String(again.error))
+    assert.equal((await db.from('billing_usage_rollups').first()).sum, '0.5')
+  })
+})

@@ -10,7 +10,8 @@ import type { ResolvedUsagePrice } from '../src/types.ts'
 const base = { meter: 'api_calls', currency: 'usd', lookupKey: 'k', taxBehavior: 'exclusive' as const }
 
 /**
- * [quantity, expected minor units], computed by hand.
+ * [quantity, expected minor units], computed by hand. A quantity of 0 falls in the first tier: a
+ * tiered price bills that tier's flat amount with no usage, as Stripe does.
  */
 const TABLES: Array<[string, ResolvedUsagePrice, Array<[string | number, number]>]> = [
   [
@@ -36,12 +37,17 @@ const TABLES: Array<[string, ResolvedUsagePrice, Array<[string | number, number]
   [
     'graduated with a flat fee: 100 at 10 + 200 flat, then 2.5',
     { ...base, model: 'graduated', tiers: [{ upTo: 100, unitAmount: 10, flatAmount: 200 }, { upTo: 'inf', unitAmount: '2.5' }] },
-    [[0, 0], [1, 210], [100, 1200], [101, 1203], [102, 1205]],
+    [[0, 200], [1, 210], [100, 1200], [101, 1203], [102, 1205]],
   ],
   [
     'volume: up to 100 at 10, up to 1000 at 8 + 500, then 5',
     { ...base, model: 'volume', tiers: [{ upTo: 100, unitAmount: 10 }, { upTo: 1000, unitAmount: 8, flatAmount: 500 }, { upTo: 'inf', unitAmount: 5 }] },
     [[0, 0], [1, 10], [100, 1000], [101, 1308], [1000, 8500], [1001, 5005]],
+  ],
+  [
+    'volume with a first-tier flat fee: 300 + 2 per unit up to 10, then 1',
+    { ...base, model: 'volume', tiers: [{ upTo: 10, unitAmount: 2, flatAmount: 300 }, { upTo: 'inf', unitAmount: 1 }] },
+    [[0, 300], [1, 302], [10, 320], [11, 11]],
   ],
 ]
 

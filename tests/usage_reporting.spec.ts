@@ -238,3 +238,56 @@ test.group('usage reporting of max and unique_count meters', () => {
     assert.deepEqual(values('active_users'), ['1', '2', '2'])
   })
 })
+
+for (const dialect of DIALECTS) {
+  test.group(`usage reporting isolates failures [${dialect}]`, (group) => {
+    group.tap((t) => t.timeout(60_000))
+
+    test('one unreadable customer meter is blocked and shown by billing:usage:status; the others are reported', async ({ assert }) => {
+      const w = await reportingWorld(dialect)
+      const other = await User.create({ email: 'other@example.com', name: null })
+      await w.billing.for(other).stripeCustomerId()
+      const otherId = (await w.billing.for(other).customer()).id
+      await w.record(5, 'a', w.hour)
+      await w.billing.usage.recordMany([{ customerId: otherId, meter: 'api_calls', quantity: 7, idempotencyKey: 'b', at: w.hour }])
+      /**
+       * A row no quantity can be: a negative sum, written behind the package's back
+       */
+      await w.db.connection().from('billing_usage_rollups').where('customer_id', w.customerId).update({ sum: '-5' })
+
+      assert.equal(await w.billing.usageReporter.plan(), 1)
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 1, failed: 0 })
+      assert.deepEqual(w.fake.meterEvents.map((event) => event.payload.value), ['7'])
+
+      const ace = await w.app.container.make('ace')
+      ace.ui.switchMode('raw')
+      const { default: BillingUsageStatus } = await import('../commands/billing_usage_status.ts')
+      const status = await ace.create(BillingUsageStatus, ['--json'])
+      await status.exec()
+      assert.equal(status.exitCode, 1)
+      const report = JSON.parse(status.ui.logger.getLogs()[0].message)
+      assert.deepInclude(report, { healthy: false, counts: { pending: 0, failed: 0, blocked: 1, sent: 1 } })
+      assert.deepInclude(report.problems[0], { customerId: w.customerId, meter: 'api_calls', status: 'blocked' })
+      assert.match(report.problems[0].error, /Not an exact decimal sum/)
+
+      /**
+       * Repaired: the next run plans it and clears the mark
+       */
+      await w.db.connection().from('billing_usage_rollups').where('customer_id', w.customerId).update({ sum: '5' })
+      assert.equal(await w.billing.usageReporter.plan(), 1)
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 1, failed: 0 })
+      assert.deepInclude(await w.billing.usageReporter.status(), { healthy: true, counts: { pending: 0, failed: 0, blocked: 0, sent: 2 } })
+
+      /**
+       * A report row that cannot be sent fails alone; the rest of its batch goes out
+       */
+      await w.record(3, 'c', w.hour.plus({ hours: 1 }))
+      await w.billing.usage.recordMany([{ customerId: otherId, meter: 'api_calls', quantity: 4, idempotencyKey: 'd', at: w.hour.plus({ hours: 1 }) }])
+      assert.equal(await w.billing.usageReporter.plan(), 2)
+      await w.db.connection().from('billing_usage_reports').where('customer_id', otherId).where('status', 'pending').update({ quantity: '-4' })
+      assert.deepEqual(await w.billing.usageReporter.send(), { sent: 1, failed: 1 })
+      const failed = (await w.billing.usageReporter.status()).problems
+      assert.deepInclude(failed[0], { customerId: otherId, status: 'failed', attempts: 1 })
+    })
+  })
+}

@@ -25,7 +25,9 @@ import { billableIdentity, type BillableRow } from '../mixins/billable.ts'
 import { FeatureNotIncludedException, IdempotencyConflictException, InvalidArgumentException, NotBillableException, PaymentRequiredException, QuotaExceededException } from '../errors.ts'
 import { textProblem } from '../usage/usage_input.ts'
 import { randomUUID } from 'node:crypto'
-import { meterTotal, meterValue, recordUsageEvent } from '../usage/record_usage.ts'
+import { recordUsageEvent } from '../usage/record_usage.ts'
+import { meterValue } from '../usage/meter_reading.ts'
+import { SCALE, fixedText, roundHalfUp } from '../usage/decimal.ts'
 import { priceUsage } from '../usage/usage_pricing.ts'
 import type { EntitlementsSnapshot } from '../entitlements/entitlement_resolver.ts'
 import type { BillingManager } from '../billing_manager.ts'
@@ -204,8 +206,10 @@ export class CustomerScope {
     const period = this.#manager.entitlements.period(values.subscriptions, now)
     return this.#manager.db().transaction(async (trx) => {
       if (trx.dialect.name === 'postgres') await trx.from(Customer.table).where('id', customer.id).forUpdate().select('id')
-      const used = await meterTotal(trx, customer.id, definition.meter, period.from, period.to)
-      if (limit !== null && used + quantity > limit) {
+      const meter = this.#manager.config.meters[definition.meter]
+      const exactUsed = await meterValue(trx, { key: definition.meter, ...meter }, customer.id, period.from, period.to)
+      const used = Number(fixedText(exactUsed))
+      if (limit !== null && exactUsed + BigInt(quantity) * SCALE > BigInt(limit) * SCALE) {
         const error = new QuotaExceededException(`The "${feature}" quota of ${limit} is spent until ${period.to.toUTC().toISO()}`)
         error.retryAfter = Math.max(1, Math.ceil(period.to.diff(now, 'seconds').seconds))
         error.details = { limit, used, resets_at: period.to.toUTC().toISO() }
@@ -214,7 +218,7 @@ export class CustomerScope {
       const recorded = await recordUsageEvent(trx, {
         customerId: customer.id,
         meter: definition.meter,
-        quantity,
+        quantity: String(quantity),
         idempotencyKey: options.idempotencyKey ?? randomUUID(),
         occurredAt: now,
       })
@@ -427,17 +431,20 @@ export class CustomerScope {
         return result.status
       },
       /**
-       * The meter's value over [from, to) by its aggregation (sum, count, max, last, unique_count).
+       * The meter's exact value over [from, to) by its aggregation (sum, count, max, last,
+       * unique_count), as decimal text (`'12.5'`): never rounded through a float.
        */
-      total: async (from: DateTime, to: DateTime) => {
+      total: async (from: DateTime, to: DateTime): Promise<string> => {
         const customer = await this.find()
         const definition = this.#manager.config.meters[meter]
         if (!definition) throw new InvalidArgumentException(`Unknown meter "${meter}"`)
-        return customer ? meterValue(this.#manager.db(), { key: meter, ...definition }, customer.id, from, to) : 0
+        return customer ? fixedText(await meterValue(this.#manager.db(), { key: meter, ...definition }, customer.id, from, to)) : '0'
       },
       /**
-       * The charge so far this billing period under the customer's plan (minor units, rounded half up
-       * once), with the tier breakdown; null without a live plan pricing this meter.
+       * The charge so far this billing period under the customer's plan, priced on exactly the
+       * quantity Stripe will bill: the period's usage (`usage`, exact) rounded half up to a whole
+       * number (`quantity`), since Stripe meter values are integers and the reporter sends the rounded
+       * period total. Minor units, with the tier breakdown; null without a live plan pricing this meter.
        */
       preview: async () => {
         const customer = await this.find()
@@ -447,8 +454,14 @@ export class CustomerScope {
         if (!subscription) return null
         const price = this.#manager.config.plans[subscription.plan].usagePrices.find((candidate) => candidate.meter === meter)!
         const period = this.#manager.entitlements.period([subscription])
-        const quantity = await meterValue(this.#manager.db(), { key: meter, ...this.#manager.config.meters[meter] }, customer.id, period.from, period.to)
-        return { plan: subscription.plan, periodStart: period.from.toUTC().toISO(), periodEnd: period.to.toUTC().toISO(), ...priceUsage(price, String(quantity)) }
+        const usage = await meterValue(this.#manager.db(), { key: meter, ...this.#manager.config.meters[meter] }, customer.id, period.from, period.to)
+        return {
+          plan: subscription.plan,
+          periodStart: period.from.toUTC().toISO(),
+          periodEnd: period.to.toUTC().toISO(),
+          usage: fixedText(usage),
+          ...priceUsage(price, String(roundHalfUp(usage))),
+        }
       },
     }
   }

@@ -13,7 +13,8 @@ import type { BillingManager } from '../billing_manager.ts'
 import { loadEntitlementRows, type EntitlementSubscription } from './entitlement_rows.ts'
 import { applyGrants, combinePlanFeatures, isGranted, subscriptionGrants } from './plan_entitlements.ts'
 import type { CachedEntitlements } from './entitlement_cache.ts'
-import { meterValue } from '../usage/record_usage.ts'
+import { meterValue } from '../usage/meter_reading.ts'
+import { fixedText } from '../usage/decimal.ts'
 
 /**
  * One resolved feature: a boolean, or a limit/quota with what is used (`limit: null` = unlimited).
@@ -162,7 +163,10 @@ export class EntitlementResolver {
       } else {
         const period = this.period(values.subscriptions, now)
         const meter = config.meters[definition.meter]
-        const used = await meterValue(this.#manager.db(), { key: definition.meter, aggregation: meter.aggregation, uniqueProperty: meter.uniqueProperty }, customer.id, period.from, period.to)
+        /**
+         * Exact, shown as a JSON number
+         */
+        const used = Number(fixedText(await meterValue(this.#manager.db(), { key: definition.meter, aggregation: meter.aggregation, uniqueProperty: meter.uniqueProperty }, customer.id, period.from, period.to)))
         features[key] = { limit, used, remaining: limit === null ? null : Math.max(0, limit - used), resetsAt: period.to.toUTC().toISO() }
       }
     }

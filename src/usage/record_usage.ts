@@ -8,8 +8,9 @@
  */
 
 import { DateTime } from 'luxon'
-import type { QueryClientContract, TransactionClientContract } from '@adonisjs/lucid/types/database'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import { toDbDateTime } from '../models/columns.ts'
+import { type Fixed, fixedOf, fixedText, maxFixed } from './decimal.ts'
 
 /**
  * Records one usage event inside `trx` and folds it into the hourly rollup in the same transaction.
@@ -17,56 +18,10 @@ import { toDbDateTime } from '../models/columns.ts'
  */
 export async function recordUsageEvent(
   trx: TransactionClientContract,
-  input: { customerId: number; meter: string; quantity: number | string; idempotencyKey: string; occurredAt: DateTime; properties?: Record<string, unknown> | null }
+  input: { customerId: number; meter: string; quantity: string; idempotencyKey: string; occurredAt: DateTime; properties?: Record<string, unknown> | null }
 ): Promise<boolean> {
-  const now = toDbDateTime(DateTime.utc())
-  const inserted = await trx
-    .knexQuery()
-    .table('billing_usage_events')
-    .insert({
-      customer_id: input.customerId,
-      meter: input.meter,
-      quantity: String(input.quantity),
-      occurred_at: toDbDateTime(input.occurredAt),
-      idempotency_key: input.idempotencyKey,
-      properties: input.properties ? JSON.stringify(input.properties) : null,
-      created_at: now,
-    })
-    .onConflict(['customer_id', 'meter', 'idempotency_key'])
-    .ignore()
-    .returning('id')
-  if (inserted.length === 0) return false
-
-  const bucket = toDbDateTime(input.occurredAt.toUTC().startOf('hour'))
-  const greatest = trx.dialect.name === 'postgres' ? 'greatest' : 'max'
-  await trx.rawQuery(
-    `insert into billing_usage_rollups (customer_id, meter, bucket, sum, count, max, last, last_at, updated_at) values (?, ?, ?, ?, 1, ?, ?, ?, ?) ` +
-      `on conflict (customer_id, meter, bucket) do update set sum = billing_usage_rollups.sum + excluded.sum, count = billing_usage_rollups.count + 1, ` +
-      `max = ${greatest}(coalesce(billing_usage_rollups.max, excluded.max), excluded.max), ` +
-      /**
-       * `last` follows the latest occurrence, not the latest arrival (late events do not overwrite it)
-       */
-      `last = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last else billing_usage_rollups.last end, ` +
-      `last_at = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last_at else billing_usage_rollups.last_at end, ` +
-      `updated_at = excluded.updated_at`,
-    [input.customerId, input.meter, bucket, String(input.quantity), String(input.quantity), String(input.quantity), toDbDateTime(input.occurredAt), now]
-  )
-  return true
-}
-
-/**
- * Total of a meter's rollups for a customer over [from, to).
- */
-export async function meterTotal(client: { from: TransactionClientContract['from'] }, customerId: number, meter: string, from: DateTime, to: DateTime): Promise<number> {
-  const row = await client
-    .from('billing_usage_rollups')
-    .where('customer_id', customerId)
-    .where('meter', meter)
-    .where('bucket', '>=', toDbDateTime(from.toUTC().startOf('hour')))
-    .where('bucket', '<', toDbDateTime(to))
-    .sum('sum as total')
-    .first()
-  return Number(row?.total ?? 0)
+  const { recorded } = await recordUsageBatch(trx, [input])
+  return recorded[0]
 }
 
 /**
@@ -211,93 +166,106 @@ export async function recordUsageBatch(trx: TransactionClientContract, rows: Usa
   if (conflicts.length) return { recorded, conflicts }
 
   /**
-   * Fold the recorded rows into their hourly rollups, aggregated first (one row per rollup)
+   * Fold the recorded rows into their hourly rollups, aggregated first (one row per rollup), exactly
    */
-  const rollups = new Map<string, { customerId: number; meter: string; bucket: string; sum: bigint; count: number; max: number; last: string; lastAt: number }>()
-  const scale = 10n ** 12n
-  const fixed = (text: string) => {
-    const [integer, fraction = ''] = text.split('.')
-    return BigInt(integer) * scale + BigInt(fraction.padEnd(12, '0'))
-  }
+  const rollups = new Map<string, RollupDelta>()
   rows.forEach((row, index) => {
     if (!recorded[index]) return
     const bucket = iso(millis[index] - (millis[index] % 3_600_000))
     const key = `${row.customerId}\u0000${row.meter}\u0000${bucket}`
+    const value = fixedOf(row.quantity)
     const current = rollups.get(key)
-    const value = Number(row.quantity)
     if (!current) {
-      rollups.set(key, { customerId: row.customerId, meter: row.meter, bucket, sum: fixed(row.quantity), count: 1, max: value, last: row.quantity, lastAt: millis[index] })
+      rollups.set(key, { customerId: row.customerId, meter: row.meter, bucket, sum: value, count: 1, max: value, last: value, lastAt: millis[index] })
       return
     }
-    current.sum += fixed(row.quantity)
+    current.sum += value
     current.count++
-    current.max = Math.max(current.max, value)
+    current.max = maxFixed(current.max, value)
     if (millis[index] >= current.lastAt) {
-      current.last = row.quantity
+      current.last = value
       current.lastAt = millis[index]
     }
   })
-  const text = (value: bigint) => {
-    const fraction = (value % scale).toString().padStart(12, '0').replace(/0+$/, '')
-    return fraction ? `${value / scale}.${fraction}` : String(value / scale)
-  }
   const list = [...rollups.values()]
-  const greatest = trx.dialect.name === 'postgres' ? 'greatest' : 'max'
+  if (trx.dialect.name === 'postgres') await upsertRollupsPg(trx, list, now)
+  else await upsertRollupsMerged(trx, list, now)
+  return { recorded, conflicts }
+}
+
+/**
+ * One batch's contribution to an hourly rollup.
+ */
+interface RollupDelta {
+  customerId: number
+  meter: string
+  bucket: string
+  sum: Fixed
+  count: number
+  max: Fixed
+  last: Fixed
+  lastAt: number
+}
+
+/**
+ * PostgreSQL: numeric arithmetic is exact, so the rollup is folded in SQL (`sum + excluded.sum`),
+ * atomically under concurrent writers.
+ */
+async function upsertRollupsPg(trx: TransactionClientContract, list: RollupDelta[], now: string) {
   for (let start = 0; start < list.length; start += 500) {
     const chunk = list.slice(start, start + 500)
     await trx.rawQuery(
       `insert into billing_usage_rollups (customer_id, meter, bucket, sum, count, max, last, last_at, updated_at) values ` +
         chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ') +
         ` on conflict (customer_id, meter, bucket) do update set sum = billing_usage_rollups.sum + excluded.sum, count = billing_usage_rollups.count + excluded.count, ` +
-        `max = ${greatest}(coalesce(billing_usage_rollups.max, excluded.max), excluded.max), ` +
+        `max = greatest(coalesce(billing_usage_rollups.max, excluded.max), excluded.max), ` +
+        /**
+         * `last` follows the latest occurrence, not the latest arrival (late events do not overwrite it)
+         */
         `last = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last else billing_usage_rollups.last end, ` +
         `last_at = case when billing_usage_rollups.last_at is null or excluded.last_at >= billing_usage_rollups.last_at then excluded.last_at else billing_usage_rollups.last_at end, ` +
         `updated_at = excluded.updated_at`,
-      chunk.flatMap((rollup) => [rollup.customerId, rollup.meter, rollup.bucket, text(rollup.sum), rollup.count, String(rollup.max), rollup.last, iso(rollup.lastAt), now])
+      chunk.flatMap((rollup) => [rollup.customerId, rollup.meter, rollup.bucket, fixedText(rollup.sum), rollup.count, fixedText(rollup.max), fixedText(rollup.last), new Date(rollup.lastAt).toISOString(), now])
     )
   }
-  return { recorded, conflicts }
 }
 
 /**
- * The value of a meter for a customer over [from, to), by the meter's aggregation: `sum`, `count`
- * (events), `max`, `last` (latest occurrence) from the hourly rollups, and `unique_count` (distinct
- * values of the meter's `uniqueProperty`) from the events themselves.
+ * SQLite keeps quantities as decimal text (its numeric arithmetic is floating point), so the rollups
+ * are read, folded here with exact decimals and written back. Safe under concurrent writers: the
+ * events were inserted first in this transaction, so it holds SQLite's single write lock and the
+ * rows it reads cannot change before it writes them.
  */
-export async function meterValue(
-  client: QueryClientContract,
-  meter: { key: string; aggregation: string; uniqueProperty?: string },
-  customerId: number,
-  from: DateTime,
-  to: DateTime
-): Promise<number> {
-  const rollups = () =>
-    client
+async function upsertRollupsMerged(trx: TransactionClientContract, list: RollupDelta[], now: string) {
+  for (let start = 0; start < list.length; start += 300) {
+    const chunk = list.slice(start, start + 300)
+    const existing = await trx
       .from('billing_usage_rollups')
-      .where('customer_id', customerId)
-      .where('meter', meter.key)
-      .where('bucket', '>=', toDbDateTime(from.toUTC().startOf('hour')))
-      .where('bucket', '<', toDbDateTime(to))
-  switch (meter.aggregation) {
-    case 'count':
-      return Number((await rollups().sum('count as value').first())?.value ?? 0)
-    case 'max':
-      return Number((await rollups().max('max as value').first())?.value ?? 0)
-    case 'last':
-      return Number((await rollups().orderBy('last_at', 'desc').select('last').first())?.last ?? 0)
-    case 'unique_count': {
-      const extract = client.dialect.name === 'postgres' ? '(properties::jsonb ->> ?)' : "json_extract(properties, '$.' || ?)"
-      const row = await client
-        .from('billing_usage_events')
-        .where('customer_id', customerId)
-        .where('meter', meter.key)
-        .where('occurred_at', '>=', toDbDateTime(from))
-        .where('occurred_at', '<', toDbDateTime(to))
-        .select(client.raw(`count(distinct ${extract}) as value`, [meter.uniqueProperty ?? '']))
-        .first()
-      return Number(row?.value ?? 0)
-    }
-    default:
-      return meterTotal(client, customerId, meter.key, from, to)
+      .where((query) => {
+        for (const rollup of chunk) query.orWhere((q) => q.where('customer_id', rollup.customerId).where('meter', rollup.meter).where('bucket', rollup.bucket))
+      })
+      .select('customer_id', 'meter', 'bucket', 'sum', 'count', 'max', 'last', 'last_at')
+    const stored = new Map(existing.map((row: any) => [`${row.customer_id}\u0000${row.meter}\u0000${new Date(row.bucket).toISOString()}`, row]))
+    const values = chunk.map((rollup) => {
+      const row = stored.get(`${rollup.customerId}\u0000${rollup.meter}\u0000${rollup.bucket}`)
+      if (!row) return rollup
+      const lastAt = row.last_at ? Date.parse(row.last_at) : null
+      const keepLast = lastAt !== null && lastAt > rollup.lastAt
+      return {
+        ...rollup,
+        sum: fixedOf(row.sum, 'sum') + rollup.sum,
+        count: Number(row.count) + rollup.count,
+        max: row.max === null ? rollup.max : maxFixed(fixedOf(row.max, 'max'), rollup.max),
+        last: keepLast ? fixedOf(row.last, 'last') : rollup.last,
+        lastAt: keepLast ? lastAt : rollup.lastAt,
+      }
+    })
+    await trx.rawQuery(
+      `insert into billing_usage_rollups (customer_id, meter, bucket, sum, count, max, last, last_at, updated_at) values ` +
+        values.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ') +
+        ` on conflict (customer_id, meter, bucket) do update set sum = excluded.sum, count = excluded.count, max = excluded.max, ` +
+        `last = excluded.last, last_at = excluded.last_at, updated_at = excluded.updated_at`,
+      values.flatMap((rollup) => [rollup.customerId, rollup.meter, rollup.bucket, fixedText(rollup.sum), rollup.count, fixedText(rollup.max), fixedText(rollup.last), new Date(rollup.lastAt).toISOString(), now])
+    )
   }
 }

@@ -9,31 +9,21 @@
 
 import type { ResolvedUsagePrice } from '../types.ts'
 import { InvalidArgumentException } from '../errors.ts'
-
-/**
- * Fixed-point decimals with 12 fractional digits on BigInt: exact for every amount and quantity the
- * catalog and meters allow (never a float).
- */
-const SCALE = 10n ** 12n
+import { SCALE, fixedText, parseFixed, roundHalfUp } from './decimal.ts'
 
 function toFixed(value: number | string): bigint {
-  const text = typeof value === 'number' ? (Number.isSafeInteger(value) ? String(value) : value.toFixed(12)) : value
-  const match = /^(\d+)(?:\.(\d{1,12}))?$/.exec(text)
-  if (!match) throw new InvalidArgumentException(`Not a non-negative decimal: ${JSON.stringify(value)}`)
-  return BigInt(match[1]) * SCALE + BigInt((match[2] ?? '').padEnd(12, '0'))
+  const fixed = parseFixed(typeof value === 'number' && !Number.isSafeInteger(value) && Number.isFinite(value) ? value.toFixed(12) : value)
+  if (fixed === null) throw new InvalidArgumentException(`Not a non-negative decimal: ${JSON.stringify(value)}`)
+  return fixed
 }
 
-function toText(value: bigint): string {
-  const integer = value / SCALE
-  const fraction = (value % SCALE).toString().padStart(12, '0').replace(/0+$/, '')
-  return fraction ? `${integer}.${fraction}` : String(integer)
-}
+const toText = fixedText
 
 /**
  * Round half up to a whole minor unit (what Stripe does with the line total).
  */
-function roundHalfUp(value: bigint): number {
-  return Number((value + SCALE / 2n) / SCALE)
+function roundMinor(value: bigint): number {
+  return Number(roundHalfUp(value))
 }
 
 /**
@@ -66,18 +56,19 @@ export interface UsageCharge {
  * - `package`: whole packages (rounded up, or down with `round: 'down'`) × package amount;
  * - `graduated`: each tier bills the units that fall in it (plus its flat amount when any unit does);
  * - `volume`: every unit at the rate of the tier the total falls in (plus that tier's flat amount).
- * Nothing is charged for a quantity of 0.
+ * A quantity of 0 falls in the first tier, so a tiered price bills the first tier's flat amount even
+ * with no usage (as Stripe does: its tiers start at 0); per-unit and package prices bill nothing.
  */
 export function priceUsage(price: ResolvedUsagePrice, quantityInput: number | string): UsageCharge {
   const quantity = toFixed(quantityInput)
   const base = { currency: price.currency, model: price.model, quantity: toText(quantity) }
-  if (quantity === 0n) return { ...base, amount: 0, tiers: [] }
+  if (quantity === 0n && (price.model === 'per_unit' || price.model === 'package')) return { ...base, amount: 0, tiers: [] }
 
   switch (price.model) {
     case 'per_unit': {
       const unit = toFixed(price.unitAmount)
       const amount = (quantity * unit) / SCALE
-      return { ...base, amount: roundHalfUp(amount), tiers: [{ tier: 1, quantity: toText(quantity), unitAmount: toText(unit), flatAmount: 0, amount: toText(amount) }] }
+      return { ...base, amount: roundMinor(amount), tiers: [{ tier: 1, quantity: toText(quantity), unitAmount: toText(unit), flatAmount: 0, amount: toText(amount) }] }
     }
     case 'package': {
       const size = BigInt(price.packageSize) * SCALE
@@ -86,7 +77,7 @@ export function priceUsage(price: ResolvedUsagePrice, quantityInput: number | st
       const amount = packages * BigInt(price.amount) * SCALE
       return {
         ...base,
-        amount: roundHalfUp(amount),
+        amount: roundMinor(amount),
         tiers: [{ tier: 1, quantity: String(packages), unitAmount: String(price.amount), flatAmount: 0, amount: toText(amount) }],
       }
     }
@@ -107,7 +98,7 @@ export function priceUsage(price: ResolvedUsagePrice, quantityInput: number | st
           }
           continue
         }
-        if (quantity <= floor) break
+        if (quantity <= floor && index > 0) break
         const inTier = (ceiling === null ? quantity : quantity < ceiling ? quantity : ceiling) - floor
         const amount = (inTier * unit) / SCALE + flat
         tiers.push({ tier: index + 1, quantity: toText(inTier), unitAmount: toText(unit), flatAmount: tier.flatAmount ?? 0, amount: toText(amount) })
@@ -115,7 +106,7 @@ export function priceUsage(price: ResolvedUsagePrice, quantityInput: number | st
         if (ceiling === null) break
         floor = ceiling
       }
-      return { ...base, amount: roundHalfUp(total), tiers }
+      return { ...base, amount: roundMinor(total), tiers }
     }
   }
 }

@@ -12,7 +12,8 @@ import { DateTime } from 'luxon'
 import type { BillingManager } from '../billing_manager.ts'
 import { fromDbDateTime, toDbDateTime } from '../models/columns.ts'
 import debug from '../debug.ts'
-import { meterValue } from './record_usage.ts'
+import { type MeterRef, meterValue, usageAggregate } from './meter_reading.ts'
+import { type Fixed, SCALE, fixedOf, roundHalfUp } from './decimal.ts'
 
 const REPORTS = 'billing_usage_reports'
 /** Stripe accepts meter events up to 35 days back */
@@ -46,7 +47,9 @@ export class UsageReporter {
   }
 
   /**
-   * Creates the report rows for windows closed before `now - settleSeconds`. Returns how many.
+   * Creates the report rows for windows closed before `now - settleSeconds`. Returns how many. Each
+   * customer and meter is planned on its own: one whose rows cannot be read (a corrupt value) is
+   * marked `blocked` in the outbox with the error (see `billing:usage:status`) and the rest go on.
    */
   async plan(options: { now?: DateTime; settleSeconds?: number } = {}): Promise<number> {
     const now = options.now ?? DateTime.utc()
@@ -61,64 +64,184 @@ export class UsageReporter {
       .whereNotNull('c.stripe_customer_id')
       .where('r.bucket', '<', toDbDateTime(closedBefore))
       .where('r.bucket', '>=', toDbDateTime(oldest))
+      .orderBy('r.bucket')
       .select('r.customer_id', 'r.meter', 'r.bucket', 'r.sum', 'r.count', 'r.max', 'r.last')
-    const reported = await db
-      .from(REPORTS)
-      .where('window_start', '>=', toDbDateTime(oldest))
-      .select('customer_id', 'meter', 'window_start', 'quantity', 'identifier')
-      .orderBy('id')
-    const byWindow = new Map<string, { total: number; last: number | null; count: number }>()
-    for (const row of reported) {
-      const key = `${row.customer_id}:${row.meter}:${fromDbDateTime(row.window_start)!.toISO()}`
-      const entry = byWindow.get(key) ?? { total: 0, last: null, count: 0 }
-      entry.total += Number(row.quantity)
-      entry.last = Number(row.quantity)
-      entry.count++
-      byWindow.set(key, entry)
+    const groups = new Map<string, any[]>()
+    for (const rollup of rollups) {
+      if (!Object.hasOwn(meters, rollup.meter)) continue
+      const key = `${rollup.customer_id}\u0000${rollup.meter}`
+      if (!groups.has(key)) groups.set(key, [])
+      groups.get(key)!.push(rollup)
     }
 
     let created = 0
-    const stamp = toDbDateTime(now)
-    /**
-     * Billing periods per customer (subscription periods), for meters whose Stripe formula is `last`
-     * but whose value spans the period: max and unique_count report the period-to-date value
-     */
-    const periods = new Map<number, Array<{ start: DateTime; end: DateTime }>>()
-    const periodStart = async (customerId: number, at: DateTime) => {
-      if (!periods.has(customerId)) {
-        const rows = await db.from('billing_subscriptions').where('customer_id', customerId).whereNotNull('current_period_start').select('current_period_start', 'current_period_end')
-        periods.set(customerId, rows.map((row) => ({ start: fromDbDateTime(row.current_period_start)!, end: fromDbDateTime(row.current_period_end)! })))
+    for (const group of groups.values()) {
+      const customerId = Number(group[0].customer_id)
+      const meter = group[0].meter as string
+      try {
+        created += await this.#planMeter(customerId, { key: meter, ...meters[meter] }, group, { now, closedBefore })
+        await db.from(REPORTS).where('identifier', blockedIdentifier(customerId, meter)).delete()
+      } catch (error: any) {
+        debug('usage reporter could not plan customer %d meter %s: %s', customerId, meter, error?.message)
+        await this.#block(customerId, meter, error, now)
       }
-      return periods.get(customerId)!.find((period) => period.start <= at && at < period.end)?.start ?? at.startOf('month')
     }
+    debug('usage reporter planned %d report(s)', created)
+    return created
+  }
+
+  /**
+   * Marks a customer's meter as blocked (one outbox row, never sent) with why: shown by
+   * `billing:usage:status` until a later run plans it.
+   */
+  async #block(customerId: number, meter: string, error: unknown, now: DateTime) {
+    const stamp = toDbDateTime(now)
+    const message = String((error as any)?.message ?? error).slice(0, 1000)
+    await this.#manager
+      .db()
+      .knexQuery()
+      .table(REPORTS)
+      .insert({
+        customer_id: customerId,
+        meter,
+        window_start: stamp,
+        window_end: stamp,
+        quantity: '0',
+        identifier: blockedIdentifier(customerId, meter),
+        status: 'blocked',
+        attempts: 0,
+        error: message,
+        created_at: stamp,
+        updated_at: stamp,
+      })
+      .onConflict(['identifier'])
+      .merge({ error: message, updated_at: stamp })
+  }
+
+  /**
+   * Plans one customer's meter. Windows are hours split where a billing period starts or ends inside
+   * one (the parts come from the events' own timestamps), so every report lands in the period its
+   * usage belongs to. Stripe meter values are whole numbers:
+   * - sum and count meters report, per period, integer deltas of the rounded cumulative total, so what
+   *   Stripe sums for the period is the period's usage rounded half up once (what `preview()` prices),
+   *   never a sum of per-window roundings;
+   * - last, max and unique_count meters report the (period-to-date) value rounded half up.
+   */
+  async #planMeter(customerId: number, meter: MeterRef, rollups: any[], window: { now: DateTime; closedBefore: DateTime }): Promise<number> {
+    const db = this.#manager.db()
+    const periods = await this.#periods(customerId)
+    const periodOf = (at: DateTime) => periodContaining(periods, at)
+
+    /**
+     * Segments of the closed hours, each with its exact aggregate
+     */
+    const segments: Array<{ start: DateTime; end: DateTime; value: Fixed; period: { start: DateTime; end: DateTime } }> = []
     for (const rollup of rollups) {
-      const meter = meters[rollup.meter]
-      if (!meter) continue
-      const windowStart = fromDbDateTime(rollup.bucket)!
-      const customerId = Number(rollup.customer_id)
-      const value =
-        meter.aggregation === 'max' || meter.aggregation === 'unique_count'
-          ? await meterValue(db, { key: rollup.meter, ...meter }, customerId, await periodStart(customerId, windowStart), windowStart.plus({ hours: 1 }))
-          : meter.aggregation === 'count'
-            ? Number(rollup.count)
-            : meter.aggregation === 'last'
-              ? Number(rollup.last)
-              : Number(rollup.sum)
-      const key = `${rollup.customer_id}:${rollup.meter}:${windowStart.toISO()}`
-      const previous = byWindow.get(key)
-      const additive = meter.aggregation === 'sum' || meter.aggregation === 'count'
-      const quantity = additive ? value - (previous?.total ?? 0) : value
-      if (additive ? quantity <= 0 : previous?.last === value) continue
+      const hour = fromDbDateTime(rollup.bucket)!
+      const hourEnd = hour.plus({ hours: 1 })
+      const cuts = periods.flatMap((period) => [period.start, period.end]).filter((at) => at > hour && at < hourEnd)
+      const bounds = [hour, ...[...new Set(cuts.map((at) => at.toMillis()))].sort((a, b) => a - b).map((ms) => DateTime.fromMillis(ms, { zone: 'utc' })), hourEnd]
+      for (let index = 0; index < bounds.length - 1; index++) {
+        const [start, end] = [bounds[index], bounds[index + 1]]
+        let value: Fixed
+        if (bounds.length === 2) {
+          value =
+            meter.aggregation === 'count' ? BigInt(rollup.count) * SCALE : meter.aggregation === 'last' ? fixedOf(rollup.last, 'last') : meter.aggregation === 'max' ? fixedOf(rollup.max, 'max') : fixedOf(rollup.sum, 'sum')
+        } else {
+          const aggregate = await usageAggregate(db, customerId, meter.key, start, end)
+          value = meter.aggregation === 'count' ? aggregate.count * SCALE : meter.aggregation === 'last' ? (aggregate.last ?? 0n) : meter.aggregation === 'max' ? (aggregate.max ?? 0n) : aggregate.sum
+          if (aggregate.count === 0n) continue
+        }
+        segments.push({ start, end, value, period: periodOf(start) })
+      }
+    }
+    if (!segments.length) return 0
+
+    /**
+     * What was reported, per window start, since the earliest period involved
+     */
+    const since = segments.reduce((min, segment) => (segment.period.start < min ? segment.period.start : min), segments[0].start)
+    const reportedRows = await db
+      .from(REPORTS)
+      .where('customer_id', customerId)
+      .where('meter', meter.key)
+      .whereNot('status', 'blocked')
+      .where('window_start', '>=', toDbDateTime(since))
+      .orderBy('id')
+      .select('window_start', 'quantity')
+    const reported = new Map<number, { total: bigint; last: bigint; count: number }>()
+    for (const row of reportedRows) {
+      const at = fromDbDateTime(row.window_start)!.toMillis()
+      const quantity = roundHalfUp(fixedOf(row.quantity))
+      const entry = reported.get(at) ?? { total: 0n, last: 0n, count: 0 }
+      entry.total += quantity
+      entry.last = quantity
+      entry.count++
+      reported.set(at, entry)
+    }
+
+    const planned: Array<{ start: DateTime; end: DateTime; quantity: bigint; sequence: number }> = []
+    const additive = meter.aggregation === 'sum' || meter.aggregation === 'count'
+    const byPeriod = new Map<number, typeof segments>()
+    for (const segment of segments) {
+      const key = segment.period.start.toMillis()
+      if (!byPeriod.has(key)) byPeriod.set(key, [])
+      byPeriod.get(key)!.push(segment)
+    }
+    for (const periodSegments of byPeriod.values()) {
+      const period = periodSegments[0].period
+      if (additive) {
+        /**
+         * Usage and reports of the period before the first segment still open here (older windows)
+         */
+        const first = periodSegments[0].start
+        const before = first > period.start ? await usageAggregate(db, customerId, meter.key, period.start, first, { sum: true, count: true }) : null
+        let usage = before ? (meter.aggregation === 'count' ? before.count * SCALE : before.sum) : 0n
+        let reportedThrough = 0n
+        let reportedInPeriod = 0n
+        for (const [at, entry] of reported) {
+          if (at < period.start.toMillis() || at >= period.end.toMillis()) continue
+          reportedInPeriod += entry.total
+          if (at < first.toMillis()) reportedThrough += entry.total
+        }
+        const target = roundHalfUp(usage + periodSegments.reduce((sum, segment) => sum + segment.value, 0n))
+        let budget = target - reportedInPeriod
+        for (const segment of periodSegments) {
+          usage += segment.value
+          const previous = reported.get(segment.start.toMillis())
+          reportedThrough += previous?.total ?? 0n
+          const need = roundHalfUp(usage) - reportedThrough
+          const quantity = need < budget ? need : budget
+          if (quantity <= 0n) continue
+          planned.push({ start: segment.start, end: segment.end, quantity, sequence: previous?.count ?? 0 })
+          reportedThrough += quantity
+          budget -= quantity
+        }
+      } else {
+        for (const segment of periodSegments) {
+          const value =
+            meter.aggregation === 'max' || meter.aggregation === 'unique_count' ? await meterValue(db, meter, customerId, period.start, segment.end) : segment.value
+          const quantity = roundHalfUp(value)
+          const previous = reported.get(segment.start.toMillis())
+          if (previous ? previous.last === quantity : quantity === 0n && meter.aggregation !== 'last') continue
+          planned.push({ start: segment.start, end: segment.end, quantity, sequence: previous?.count ?? 0 })
+        }
+      }
+    }
+
+    let created = 0
+    const stamp = toDbDateTime(window.now)
+    for (const report of planned) {
       const inserted = await db
         .knexQuery()
         .table(REPORTS)
         .insert({
-          customer_id: rollup.customer_id,
-          meter: rollup.meter,
-          window_start: toDbDateTime(windowStart),
-          window_end: toDbDateTime(windowStart.plus({ hours: 1 })),
-          quantity: String(quantity),
-          identifier: `${key}:${previous?.count ?? 0}`,
+          customer_id: customerId,
+          meter: meter.key,
+          window_start: toDbDateTime(report.start),
+          window_end: toDbDateTime(report.end),
+          quantity: String(report.quantity),
+          identifier: `${customerId}:${meter.key}:${report.start.toISO()}:${report.sequence}`,
           status: 'pending',
           attempts: 0,
           created_at: stamp,
@@ -129,8 +252,23 @@ export class UsageReporter {
         .returning('id')
       created += inserted.length
     }
-    debug('usage reporter planned %d report(s)', created)
     return created
+  }
+
+  /**
+   * The customer's known billing periods (its subscriptions' current periods), oldest first.
+   */
+  async #periods(customerId: number): Promise<Array<{ start: DateTime; end: DateTime }>> {
+    const rows = await this.#manager
+      .db()
+      .from('billing_subscriptions')
+      .where('customer_id', customerId)
+      .whereNotNull('current_period_start')
+      .whereNotNull('current_period_end')
+      .select('current_period_start', 'current_period_end')
+    return rows
+      .map((row) => ({ start: fromDbDateTime(row.current_period_start)!, end: fromDbDateTime(row.current_period_end)! }))
+      .sort((a, b) => a.start.toMillis() - b.start.toMillis())
   }
 
   /**
@@ -157,9 +295,20 @@ export class UsageReporter {
          * v2 stream first (batches of at most 100), v1 per report as the fallback
          */
         const outcomes = new Map<number, { ok: true } | { ok: false; error: string }>()
-        if (this.#manager.config.usage.transport === 'v2' && due.length) {
-          for (let index = 0; index < due.length; index += 100) {
-            const chunk = due.slice(index, index + 100)
+        /**
+         * A row that cannot be sent (a corrupt quantity) fails alone, never the batch
+         */
+        for (const report of due) {
+          try {
+            meterEventValue(report.quantity)
+          } catch (error: any) {
+            outcomes.set(report.id, { ok: false, error: String(error?.message ?? error).slice(0, 1000) })
+          }
+        }
+        const sendable = due.filter((report) => !outcomes.has(report.id))
+        if (this.#manager.config.usage.transport === 'v2' && sendable.length) {
+          for (let index = 0; index < sendable.length; index += 100) {
+            const chunk = sendable.slice(index, index + 100)
             if (await this.#streamV2(chunk, clock)) for (const report of chunk) outcomes.set(report.id, { ok: true })
           }
         }
@@ -215,7 +364,7 @@ export class UsageReporter {
       event_name: this.#manager.config.meters[report.meter]?.eventName ?? report.meter,
       identifier: meterEventIdentifier(report.identifier),
       timestamp: fromDbDateTime(report.window_start)!.toISO()!,
-      payload: { stripe_customer_id: report.stripe_customer_id, value: String(Math.round(Number(report.quantity))) },
+      payload: { stripe_customer_id: report.stripe_customer_id, value: meterEventValue(report.quantity) },
     }))
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -248,14 +397,14 @@ export class UsageReporter {
 
   async #sendOne(report: any, eventName: string, meterIds: Map<string, string>): Promise<{ ok: true } | { ok: false; error: string }> {
     if (!meterIds.has(eventName)) return { ok: false, error: `No Stripe meter for event "${eventName}" (run billing:sync)` }
-    const value = Math.round(Number(report.quantity))
     try {
+      const value = meterEventValue(report.quantity)
       await this.#manager.stripe.call((stripe) =>
         stripe.billing.meterEvents.create({
           event_name: eventName,
           identifier: meterEventIdentifier(report.identifier),
           timestamp: Math.floor(fromDbDateTime(report.window_start)!.toSeconds()),
-          payload: { stripe_customer_id: report.stripe_customer_id, value: String(value) },
+          payload: { stripe_customer_id: report.stripe_customer_id, value },
         })
       )
       return { ok: true }
@@ -265,6 +414,41 @@ export class UsageReporter {
        */
       if (/already exists/.test(String(error?.message))) return { ok: true }
       return { ok: false, error: String(error?.message ?? error).slice(0, 1000) }
+    }
+  }
+
+  /**
+   * The outbox's health: counts by status, the oldest window not yet sent, and every row that needs
+   * attention (`blocked`: the planner could not read that customer's meter; `failed`: Stripe refused
+   * or was unreachable, retried with backoff). Healthy when nothing is blocked or failed.
+   */
+  async status(options: { limit?: number } = {}) {
+    const db = this.#manager.db()
+    const counts: Record<'pending' | 'failed' | 'blocked' | 'sent', number> = { pending: 0, failed: 0, blocked: 0, sent: 0 }
+    for (const row of await db.from(REPORTS).groupBy('status').select('status').count('* as total')) {
+      if (Object.hasOwn(counts, row.status)) counts[row.status as keyof typeof counts] = Number(row.total)
+    }
+    const oldest = await db.from(REPORTS).whereIn('status', ['pending', 'failed']).orderBy('window_start').select('window_start').first()
+    const problems = await db
+      .from(REPORTS)
+      .whereIn('status', ['blocked', 'failed'])
+      .orderBy('updated_at', 'desc')
+      .limit(options.limit ?? 50)
+      .select('customer_id', 'meter', 'status', 'window_start', 'attempts', 'next_attempt_at', 'error', 'updated_at')
+    return {
+      healthy: counts.failed === 0 && counts.blocked === 0,
+      counts,
+      oldestUnsentWindow: oldest ? fromDbDateTime(oldest.window_start)!.toISO() : null,
+      problems: problems.map((row) => ({
+        customerId: Number(row.customer_id),
+        meter: row.meter as string,
+        status: row.status as 'blocked' | 'failed',
+        windowStart: row.status === 'blocked' ? null : fromDbDateTime(row.window_start)!.toISO(),
+        attempts: Number(row.attempts),
+        nextAttemptAt: row.next_attempt_at ? fromDbDateTime(row.next_attempt_at)!.toISO() : null,
+        error: row.error as string | null,
+        at: fromDbDateTime(row.updated_at)!.toISO(),
+      })),
     }
   }
 
@@ -301,18 +485,32 @@ export class UsageReporter {
           remote.set(summary.start_time, Number(summary.aggregated_value))
         }
       })
-      const local = await db
+      /**
+       * Local usage per hour, as Stripe should have it: whole numbers, sum and count meters as deltas
+       * of the rounded running total (how the reporter sends them), the others rounded half up
+       */
+      const buckets = await db
         .from('billing_usage_rollups')
         .where('customer_id', row.customer_id)
         .where('meter', row.meter)
         .where('bucket', '>=', toDbDateTime(since))
         .where('bucket', '<', toDbDateTime(until))
+        .orderBy('bucket')
         .select('bucket', 'sum', 'count', 'max', 'last')
       const seen = new Set<number>()
-      for (const bucket of local) {
+      let running = 0n
+      for (const bucket of buckets) {
         const start = Math.floor(fromDbDateTime(bucket.bucket)!.toSeconds())
         seen.add(start)
-        const value = Math.round(Number(meter!.aggregation === 'count' ? bucket.count : meter!.aggregation === 'max' ? bucket.max : meter!.aggregation === 'last' ? bucket.last : bucket.sum))
+        const aggregation = meter!.aggregation
+        let value: number
+        if (aggregation === 'sum' || aggregation === 'count') {
+          const previous = roundHalfUp(running)
+          running += aggregation === 'count' ? BigInt(bucket.count) * SCALE : fixedOf(bucket.sum, 'sum')
+          value = Number(roundHalfUp(running) - previous)
+        } else {
+          value = Number(roundHalfUp(fixedOf(aggregation === 'max' ? bucket.max : bucket.last)))
+        }
         const stripeValue = remote.get(start) ?? 0
         if (value !== stripeValue) differences.push({ customerId: Number(row.customer_id), meter: row.meter, windowStart: DateTime.fromSeconds(start, { zone: 'utc' }).toISO()!, local: value, stripe: stripeValue })
       }
@@ -331,4 +529,34 @@ export class UsageReporter {
 export function meterEventIdentifier(identifier: string): string {
   const full = `adonis-billing:${identifier}`
   return full.length <= 100 ? full : `adonis-billing:${createHash('sha256').update(identifier).digest('hex')}`
+}
+
+/**
+ * A report's quantity as the whole number Stripe takes (reports are planned as integers already).
+ */
+function meterEventValue(quantity: unknown): string {
+  return String(roundHalfUp(fixedOf(quantity)))
+}
+
+/**
+ * The outbox row that marks a customer's meter the planner could not read.
+ */
+function blockedIdentifier(customerId: number, meter: string): string {
+  return `blocked:${customerId}:${meter}`
+}
+
+/**
+ * The billing period `at` falls in: a known subscription period, else the calendar month (UTC) cut
+ * where a known period begins or ends.
+ */
+export function periodContaining(periods: Array<{ start: DateTime; end: DateTime }>, at: DateTime): { start: DateTime; end: DateTime } {
+  const known = periods.find((period) => period.start <= at && at < period.end)
+  if (known) return known
+  let start = at.toUTC().startOf('month')
+  let end = start.plus({ months: 1 })
+  for (const period of periods) {
+    if (period.end <= at && period.end > start) start = period.end
+    if (period.start > at && period.start < end) end = period.start
+  }
+  return { start, end }
 }

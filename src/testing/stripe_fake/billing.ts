@@ -124,12 +124,13 @@ export class Billing {
       if (price.tiers_mode === 'volume') {
         const tier = tiers.find((t) => t.up_to === null || q <= t.up_to) ?? tiers[tiers.length - 1]
         if (!tier) return 0
-        return picoToMinor(pico(tier.unit_amount, tier.unit_amount_decimal) * units + (q > 0 ? pico(tier.flat_amount, tier.flat_amount_decimal) : 0n))
+        // Quantity 0 falls in the first tier: its flat amount is billed with no usage, as Stripe does.
+        return picoToMinor(pico(tier.unit_amount, tier.unit_amount_decimal) * units + pico(tier.flat_amount, tier.flat_amount_decimal))
       }
       let total = 0n
       let lower = 0
-      for (const tier of tiers) {
-        if (q <= lower) break
+      for (const [index, tier] of tiers.entries()) {
+        if (q <= lower && index > 0) break
         const upper = tier.up_to === null ? q : Math.min(q, tier.up_to)
         total += pico(tier.unit_amount, tier.unit_amount_decimal) * BigInt(upper - lower) + pico(tier.flat_amount, tier.flat_amount_decimal)
         lower = upper

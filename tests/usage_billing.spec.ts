@@ -1,0 +1,137 @@
+import { test } from '@japa/runner'
+import { DateTime } from 'luxon'
+import { DIALECTS, setupStripeApp } from './helpers.ts'
+import { User } from './fixtures/user.ts'
+import { testCatalog } from './fixtures/catalog.ts'
+
+/**
+ * The preview must equal the invoice: usage recorded locally, reported by the package to the Stripe
+ * fake (which bills meter events the way Stripe does: whole numbers, by timestamp inside the item's
+ * period), then `usage(meter).preview()` compared with the metered line of Stripe's own next invoice.
+ */
+async function meteredWorld(dialect: 'sqlite' | 'pg') {
+  const catalog = testCatalog()
+  catalog.plans!.metered = {
+    name: 'Metered',
+    prices: { month: { amount: 1000 } },
+    usagePrices: { api_calls: { model: 'per_unit', unitAmount: 100 } },
+    features: { api_calls: 'unlimited' },
+  }
+  catalog.plans!.tiered = {
+    name: 'Tiered',
+    prices: { month: { amount: 1000 } },
+    usagePrices: { api_calls: { model: 'graduated', tiers: [{ upTo: 100, unitAmount: 0, flatAmount: 500 }, { upTo: 'inf', unitAmount: 1 }] } },
+    features: { api_calls: 'unlimited' },
+  }
+  const world = await setupStripeApp(dialect, { billing: catalog, environment: 'console' })
+  const sync = world.billing.catalogSync()
+  await sync.apply(await sync.plan())
+  /**
+   * Every period starts at :30, 14 hours ago: off the hour, and long enough for ten closed windows
+   */
+  const periodStart = DateTime.utc().minus({ hours: 14 }).startOf('hour').plus({ minutes: 30 })
+  const subscriber = async (email: string, plan: string) => {
+    const user = await User.create({ email, name: null })
+    world.fake.setNow(Math.floor(periodStart.toSeconds()))
+    await world.billing.for(user).subscribe(plan, { paymentMethod: 'pm_card_visa', trialDays: 0 })
+    world.fake.setNow(Math.floor(DateTime.utc().toSeconds()))
+    const customerId = (await world.billing.for(user).customer()).id
+    const record = (items: Array<[quantity: number | string, at: DateTime]>) =>
+      world.billing.usage.recordMany(items.map(([quantity, at], index) => ({ customerId, meter: 'api_calls', quantity, idempotencyKey: `${email}:${index}`, at })))
+    return { user, customerId, record }
+  }
+  const report = async () => {
+    await world.billing.usageReporter.plan()
+    return world.billing.usageReporter.send()
+  }
+  /**
+   * What Stripe will bill for the meter: the metered line of the subscription's next invoice
+   */
+  const stripeBills = async (user: User) => {
+    const invoice = await world.billing.for(user).upcomingInvoice()
+    const metered = invoice.lines.data.find((candidate) => /\(usage\)$/.test(candidate.description ?? '')) as any
+    return { amount: metered.amount as number, quantity: metered.quantity as number }
+  }
+  return { ...world, periodStart, subscriber, report, stripeBills }
+}
+
+for (const dialect of DIALECTS) {
+  test.group(`the usage preview equals the invoice [${dialect}]`, (group) => {
+    group.tap((t) => t.timeout(60_000))
+
+    test('fractional usage: Stripe bills the rounded period total, and the preview prices exactly that', async ({ assert }) => {
+      const w = await meteredWorld(dialect)
+      const halves = await w.subscriber('halves@example.com', 'metered')
+      const tenths = await w.subscriber('tenths@example.com', 'metered')
+      const hours = Array.from({ length: 10 }, (_, index) => w.periodStart.plus({ hours: index + 1 }))
+      await halves.record(hours.map((at) => ['0.5', at]))
+      await tenths.record(hours.map((at) => ['0.4', at]))
+      await w.report()
+
+      for (const [who, usage, amount] of [
+        [halves, '5', 500],
+        [tenths, '4', 400],
+      ] as const) {
+        const preview = (await w.billing.for(who.user).usage('api_calls').preview())!
+        assert.deepInclude(preview, { usage, quantity: usage, amount })
+        assert.deepEqual(await w.stripeBills(who.user), { amount, quantity: Number(usage) })
+      }
+      /**
+       * Whole numbers only ever reach Stripe, and they add up to the rounded total
+       */
+      assert.isAbove(w.fake.meterEvents.length, 0)
+      for (const event of w.fake.meterEvents) assert.match(event.payload.value, /^\d+$/)
+    })
+
+    test('a period starting at :30 does not count the half hour before it', async ({ assert }) => {
+      const w = await meteredWorld(dialect)
+      const boundary = await w.subscriber('boundary@example.com', 'metered')
+      await boundary.record([
+        [9000, w.periodStart.minus({ minutes: 20 })],
+        [1005, w.periodStart.plus({ minutes: 10 })],
+      ])
+      await w.report()
+      const preview = (await w.billing.for(boundary.user).usage('api_calls').preview())!
+      assert.deepInclude(preview, { usage: '1005', quantity: '1005', amount: 100500 })
+      assert.deepEqual(await w.stripeBills(boundary.user), { amount: 100500, quantity: 1005 })
+      /**
+       * Two reports for the one hour, each stamped inside its own period
+       */
+      const hour = w.periodStart.startOf('hour')
+      assert.sameDeepMembers(
+        w.fake.meterEvents.map((event) => [event.payload.value, event.timestamp]),
+        [
+          ['9000', Math.floor(hour.toSeconds())],
+          ['1005', Math.floor(w.periodStart.toSeconds())],
+        ]
+      )
+      assert.equal(await w.billing.for(boundary.user).usage('api_calls').total(hour, w.periodStart), '9000')
+      assert.deepEqual(await w.billing.usageReporter.reconcile({ since: hour, until: hour.plus({ hours: 2 }) }), [])
+    })
+
+    test('fractional quantities sum exactly (0.1 + 0.2 is 0.3)', async ({ assert }) => {
+      const w = await meteredWorld(dialect)
+      const exact = await w.subscriber('exact@example.com', 'metered')
+      const at = w.periodStart.plus({ hours: 2 })
+      await exact.record([
+        ['0.1', at],
+        ['0.2', at.plus({ minutes: 1 })],
+        ['0.000000000001', at.plus({ minutes: 2 })],
+        ['123456789012345.123456789012', at.plus({ minutes: 3 })],
+      ])
+      const scope = w.billing.for(exact.user).usage('api_calls')
+      assert.equal(await scope.total(at, at.plus({ hours: 1 })), '123456789012345.423456789013')
+      assert.equal(await scope.total(at, at.plus({ minutes: 2 })), '0.3')
+      const preview = (await scope.preview())!
+      assert.deepInclude(preview, { usage: '123456789012345.423456789013', quantity: '123456789012345' })
+    })
+
+    test('zero usage on a tiered price with a first-tier flat fee bills the flat fee, and the preview says so', async ({ assert }) => {
+      const w = await meteredWorld(dialect)
+      const idle = await w.subscriber('idle@example.com', 'tiered')
+      const preview = (await w.billing.for(idle.user).usage('api_calls').preview())!
+      assert.deepInclude(preview, { usage: '0', quantity: '0', amount: 500 })
+      assert.deepEqual(await w.stripeBills(idle.user), { amount: 500, quantity: 0 })
+    })
+  })
+}
