@@ -13,6 +13,7 @@ import type { QueryClientContract } from '@adonisjs/lucid/types/database'
 import { AuditTrail } from './audit/audit_trail.ts'
 import { Catalog } from './catalog/catalog.ts'
 import { CatalogSync } from './catalog/catalog_sync.ts'
+import { planPriceParams } from './catalog/price_params.ts'
 import { PriceResolver } from './catalog/price_resolver.ts'
 import { EntitlementCache } from './entitlements/entitlement_cache.ts'
 import { EntitlementResolver } from './entitlements/entitlement_resolver.ts'
@@ -82,7 +83,8 @@ export class BillingManager {
     this.#database = database
     this.catalog = new Catalog(config)
     this.stripe = new StripeGateway(config)
-    this.prices = new PriceResolver(this.stripe)
+    const expectedPrices = new Map(Object.values(config.plans).flatMap((plan) => planPriceParams(plan).map((params) => [params.lookup_key!, params] as const)))
+    this.prices = new PriceResolver(this.stripe, (lookupKey) => expectedPrices.get(lookupKey))
     this.webhooks = new WebhookProcessor(this)
     this.entitlementCache = new EntitlementCache(config.policy.cacheTtlSeconds)
     this.entitlements = new EntitlementResolver(this)

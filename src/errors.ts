@@ -154,3 +154,15 @@ export class DatabaseUnavailableException extends BillingException {
   static status = 503
   static code = 'E_BILLING_DATABASE_UNAVAILABLE'
 }
+
+/**
+ * The Stripe price a lookup key resolves to is not the catalog's price (another amount, currency,
+ * interval or tiers): nothing is sold at a price the app does not run with. Run `node ace billing:sync`
+ * (or deploy the catalog Stripe has). `changes` lists what differs.
+ */
+export class PriceMismatchException extends BillingException {
+  static status = 503
+  static code = 'E_BILLING_PRICE_MISMATCH'
+  lookupKey = ''
+  changes: string[] = []
+}

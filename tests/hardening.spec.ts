@@ -316,3 +316,96 @@ test.group('hardening #10.11 | exact quantities upgrade [sqlite]', () => {
     assert.equal((await db.from('billing_usage_rollups').first()).sum, '0.5')
   })
 })
+
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10.13 | never sell at a price the catalog does not have [${dialect}]`, (group) => {
+    group.tap((t) => t.timeout(60_000))
+    const urls = { successUrl: 'https://app.test/ok', cancelUrl: 'https://app.test/cancel' }
+    const catalogAt = (amount: number) => {
+      const catalog = testCatalog()
+      catalog.plans!.pro.prices!.month!.amount = amount
+      return catalog
+    }
+    const sync = async (world: { billing: import('../src/billing_manager.ts').BillingManager }) => {
+      const catalogSync = world.billing.catalogSync()
+      await catalogSync.apply(await catalogSync.plan())
+    }
+    const sessions = (fake: import('../src/testing/main.ts').StripeFake) => fake.requestsTo('POST', '/v1/checkout/sessions')
+    /**
+     * What `billing:sync` does in another process deployed with `amount`: a new price takes over the
+     * lookup key and the old one is archived (done through the official client: a second app booted
+     * in this process would take over the Lucid models)
+     */
+    const syncElsewhere = async (world: { billing: import('../src/billing_manager.ts').BillingManager }, amount: number) => {
+      const stripe = await world.billing.stripe.client()
+      const [old] = (await stripe.prices.list({ lookup_keys: ['pro_month'], active: true })).data
+      await stripe.prices.create({
+        currency: 'usd',
+        unit_amount: amount,
+        recurring: { interval: 'month', interval_count: 1 },
+        product: old.product as string,
+        tax_behavior: old.tax_behavior ?? undefined,
+        lookup_key: 'pro_month',
+        transfer_lookup_key: true,
+      })
+      await stripe.prices.update(old.id, { active: false })
+    }
+
+    test('a server booted with 3900 while Stripe sells 2900 refuses; after billing:sync elsewhere it sells 3900 without a restart', async ({ assert }) => {
+      const { setupStripeApp } = await import('./helpers.ts')
+      const { PriceMismatchException } = await import('../src/errors.ts')
+      const stripeAt2900 = await setupStripeApp(dialect)
+      await sync(stripeAt2900)
+      const running = await setupStripeApp(dialect, { billing: catalogAt(3900), fake: stripeAt2900.fake })
+      const user = await User.create({ email: 'buyer@example.com', name: null })
+
+      const error = await running.billing
+        .for(user)
+        .checkout('pro', urls)
+        .then(() => null, (caught) => caught)
+      assert.instanceOf(error, PriceMismatchException)
+      assert.equal(error.code, 'E_BILLING_PRICE_MISMATCH')
+      assert.match(error.message, /"pro_month".*amount 2900 → 3900.*billing:sync/)
+      assert.lengthOf(sessions(running.fake), 0, 'no checkout opened at the old price')
+      await assert.rejects(() => running.billing.for(user).subscribe('pro', { paymentMethod: 'pm_card_visa', trialDays: 0 }), /not the catalog's/)
+
+      /**
+       * Another process, deployed with the new catalog, syncs: the running server needs no restart
+       */
+      await syncElsewhere(running, 3900)
+      const session = await running.billing.for(user).checkout('pro', urls)
+      assert.match(session.url, /checkout\.stripe\.com/)
+      const [request] = sessions(running.fake)
+      const price = running.fake.store.get(request.body.line_items[0].price) as any
+      assert.deepInclude(price, { unit_amount: 3900, lookup_key: 'pro_month', active: true })
+    })
+
+    test('a cached price archived by billing:sync in another process is dropped: a clear refusal, never Stripe\'s "inactive" 500', async ({ assert }) => {
+      const { setupStripeApp } = await import('./helpers.ts')
+      const running = await setupStripeApp(dialect)
+      await sync(running)
+      const user = await User.create({ email: 'buyer@example.com', name: null })
+      await running.billing.for(user).checkout('pro', urls)
+      assert.lengthOf(sessions(running.fake), 1)
+
+      const next = await User.create({ email: 'next@example.com', name: null })
+      await syncElsewhere(running, 3900)
+      const error = await running.billing
+        .for(next)
+        .checkout('pro', urls)
+        .then(() => null, (caught) => caught)
+      assert.equal(error?.code, 'E_BILLING_PRICE_MISMATCH', String(error?.message))
+      assert.match(error.message, /amount 3900 → 2900/)
+      assert.lengthOf(sessions(running.fake), 2, 'one rejected attempt with the archived price, no retry at the wrong one')
+
+      /**
+       * A server on the catalog Stripe now has sells at once, with the price it resolved fresh
+       */
+      const current = await setupStripeApp(dialect, { billing: catalogAt(3900), fake: running.fake })
+      const buyer = await User.create({ email: 'second@example.com', name: null })
+      await current.billing.for(buyer).checkout('pro', urls)
+      assert.lengthOf(sessions(running.fake), 3)
+      assert.equal((current.fake.store.get(sessions(running.fake)[2].body.line_items[0].price) as any).unit_amount, 3900)
+    })
+  })
+}

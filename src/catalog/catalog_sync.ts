@@ -11,14 +11,12 @@ import type { Stripe } from 'stripe'
 import type { BillingManager } from '../billing_manager.ts'
 import { actors } from '../audit/actor.ts'
 import { StripeGateway } from '../stripe/stripe_gateway.ts'
-import type { AuditActor, BillingInterval, MeterDefinition, ResolvedPlan, ResolvedRecurringPrice, ResolvedUsagePrice } from '../types.ts'
-import { baseUsageInterval, usageIntervals, usageLookupKey } from './catalog.ts'
+import type { AuditActor, MeterDefinition } from '../types.ts'
+import { PLAN_METADATA_KEY, type PriceParams, planPriceParams, priceChanges } from './price_params.ts'
+import { usageIntervals, usageLookupKey } from './catalog.ts'
 import debug from '../debug.ts'
 
-/**
- * Metadata keys that tie Stripe objects to the catalog.
- */
-export const PLAN_METADATA_KEY = 'adonis_billing_plan'
+export { PLAN_METADATA_KEY }
 
 /**
  * One change `billing:sync` makes to Stripe.
@@ -33,11 +31,6 @@ export type SyncAction =
   | { type: 'price.create'; key: string; plan: string; params: PriceParams }
   | { type: 'price.replace'; key: string; plan: string; oldId: string; params: PriceParams; changes: string[] }
   | { type: 'product_feature.attach'; key: string; plan: string; feature: string }
-
-/**
- * Price parameters before the product and meter ids are known (they may be created in the same run).
- */
-type PriceParams = Omit<Stripe.PriceCreateParams, 'product'> & { meterKey?: string }
 
 /**
  * The diff between the catalog and Stripe.
@@ -88,89 +81,6 @@ function describePrice(params: PriceParams) {
 function meterFormula(meter: MeterDefinition): 'sum' | 'count' | 'last' {
   if (meter.aggregation === 'sum' || meter.aggregation === 'count') return 'sum'
   return 'last'
-}
-
-function flatPriceParams(plan: ResolvedPlan, price: ResolvedRecurringPrice): PriceParams {
-  return {
-    currency: price.currency,
-    unit_amount: price.amount,
-    recurring: { interval: price.interval, interval_count: price.intervalCount },
-    tax_behavior: price.taxBehavior,
-    lookup_key: price.lookupKey,
-    nickname: `${plan.name} (${price.interval})`,
-    metadata: { [PLAN_METADATA_KEY]: plan.key },
-  }
-}
-
-function usagePriceParams(plan: ResolvedPlan, price: ResolvedUsagePrice, interval: BillingInterval, decimal: (value: string) => any): PriceParams {
-  const intervalCount = plan.prices.find((candidate) => candidate.interval === interval)?.intervalCount ?? 1
-  const base: PriceParams = {
-    currency: price.currency,
-    recurring: { interval, interval_count: intervalCount, usage_type: 'metered' },
-    tax_behavior: price.taxBehavior,
-    lookup_key: usageLookupKey(plan, price, interval),
-    nickname: interval === baseUsageInterval(plan) ? `${plan.name} (${price.meter})` : `${plan.name} (${price.meter}, ${interval})`,
-    metadata: { [PLAN_METADATA_KEY]: plan.key, adonis_billing_meter: price.meter },
-    meterKey: price.meter,
-  }
-  switch (price.model) {
-    case 'per_unit':
-      return { ...base, billing_scheme: 'per_unit', unit_amount_decimal: decimal(String(price.unitAmount)) }
-    case 'package':
-      return {
-        ...base,
-        billing_scheme: 'per_unit',
-        unit_amount: price.amount,
-        transform_quantity: { divide_by: price.packageSize, round: price.round ?? 'up' },
-      }
-    default:
-      return {
-        ...base,
-        billing_scheme: 'tiered',
-        tiers_mode: price.model,
-        tiers: price.tiers.map((tier) => ({
-          up_to: tier.upTo,
-          ...(tier.unitAmount !== undefined ? { unit_amount_decimal: decimal(String(tier.unitAmount)) } : {}),
-          ...(tier.flatAmount !== undefined ? { flat_amount: tier.flatAmount } : {}),
-        })),
-      }
-  }
-}
-
-function decimalString(value: unknown): string | null {
-  if (value === null || value === undefined) return null
-  const text = String(value)
-  return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text
-}
-
-/**
- * What differs between a live price and the wanted parameters (fields Stripe never lets us update).
- */
-function priceChanges(live: Stripe.Price, wanted: PriceParams, productId: string | null): string[] {
-  const changes: string[] = []
-  const compare = (name: string, a: unknown, b: unknown) => {
-    if (JSON.stringify(a ?? null) !== JSON.stringify(b ?? null)) changes.push(`${name} ${JSON.stringify(a ?? null)} → ${JSON.stringify(b ?? null)}`)
-  }
-  compare('currency', live.currency, wanted.currency)
-  compare('interval', live.recurring?.interval, wanted.recurring?.interval)
-  compare('interval count', live.recurring?.interval_count, wanted.recurring?.interval_count ?? 1)
-  compare('usage type', live.recurring?.usage_type, wanted.recurring?.usage_type ?? 'licensed')
-  compare('tax behavior', live.tax_behavior, wanted.tax_behavior)
-  if (productId) compare('product', typeof live.product === 'string' ? live.product : live.product.id, productId)
-  if (wanted.billing_scheme === 'tiered') {
-    compare('tiers mode', live.tiers_mode, wanted.tiers_mode)
-    compare(
-      'tiers',
-      (live.tiers ?? []).map((tier) => [tier.up_to ?? 'inf', decimalString(tier.unit_amount_decimal ?? tier.unit_amount), tier.flat_amount ?? null]),
-      (wanted.tiers ?? []).map((tier) => [tier.up_to, decimalString(tier.unit_amount_decimal), tier.flat_amount ?? null])
-    )
-  } else if (wanted.unit_amount_decimal !== undefined) {
-    compare('unit amount', decimalString(live.unit_amount_decimal ?? live.unit_amount), decimalString(wanted.unit_amount_decimal))
-  } else {
-    compare('amount', live.unit_amount, wanted.unit_amount)
-    compare('package', live.transform_quantity ?? null, wanted.transform_quantity ?? null)
-  }
-  return changes
 }
 
 async function listAll<T>(list: AsyncIterable<T>): Promise<T[]> {
@@ -279,10 +189,7 @@ export class CatalogSync {
           else unchanged.products++
         }
 
-        const wanted = [
-          ...plan.prices.map((price) => flatPriceParams(plan, price)),
-          ...plan.usagePrices.flatMap((price) => usageIntervals(plan).map((interval) => usagePriceParams(plan, price, interval, decimal))),
-        ]
+        const wanted = planPriceParams(plan, decimal)
         for (const params of wanted) {
           const live = livePrices.find((candidate) => candidate.lookup_key === params.lookup_key)
           if (!live) {
@@ -381,6 +288,11 @@ export class CatalogSync {
         debug('sync %s', describeAction(action))
         options.onProgress?.(action, index)
       }
+      /**
+       * This process resolves the new prices from now on (other processes drop theirs when Stripe
+       * rejects an archived price, or when their cache expires)
+       */
+      if (plan.actions.length) this.#manager.prices.clear()
       return { applied: plan.actions.length }
     })
   }

@@ -89,18 +89,20 @@ export async function checkoutSubscription(manager: BillingManager, customer: Cu
     [SUBSCRIPTION_NAME_KEY]: options.name ?? 'default',
     adonis_billing_customer_id: String(customer.id),
   }
-  return createSession(manager, customer, 'checkout.subscription_started', {
-    mode: 'subscription',
-    customer: stripeCustomerId,
-    client_reference_id: String(customer.id),
-    line_items: await planItems(manager, plan, options.interval, options.quantity ?? 1),
-    success_url: options.successUrl,
-    cancel_url: options.cancelUrl,
-    subscription_data: { metadata, ...(trialDays > 0 ? { trial_period_days: trialDays } : {}) },
-    metadata: { ...metadata, [CHECKOUT_LINK_KEY]: checkoutLinkProof(manager.app, customer.id, stripeCustomerId) },
-    ...(options.promotionCode ? { discounts: [{ promotion_code: options.promotionCode }] } : { allow_promotion_codes: options.allowPromotionCodes ?? false }),
-    ...taxSettings(manager),
-  })
+  return manager.prices.retryOnRejection(async () =>
+    createSession(manager, customer, 'checkout.subscription_started', {
+      mode: 'subscription',
+      customer: stripeCustomerId,
+      client_reference_id: String(customer.id),
+      line_items: await planItems(manager, plan, options.interval, options.quantity ?? 1),
+      success_url: options.successUrl,
+      cancel_url: options.cancelUrl,
+      subscription_data: { metadata, ...(trialDays > 0 ? { trial_period_days: trialDays } : {}) },
+      metadata: { ...metadata, [CHECKOUT_LINK_KEY]: checkoutLinkProof(manager.app, customer.id, stripeCustomerId) },
+      ...(options.promotionCode ? { discounts: [{ promotion_code: options.promotionCode }] } : { allow_promotion_codes: options.allowPromotionCodes ?? false }),
+      ...taxSettings(manager),
+    })
+  )
 }
 
 /**

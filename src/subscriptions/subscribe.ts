@@ -83,7 +83,11 @@ export async function subscribe(manager: BillingManager, customer: Customer, pla
   const name = options.name ?? 'default'
   if (plan.free) return subscribeFree(manager, customer, plan, name)
   const stripeCustomerId = await ensureStripeCustomer(manager, customer)
-  const items = await planItems(manager, plan, options.interval, options.quantity ?? 1)
+  /**
+   * Prices resolved and verified against the catalog before anything is attached (cached for the
+   * create below)
+   */
+  await planItems(manager, plan, options.interval, options.quantity ?? 1)
   const trialDays = options.trialDays ?? flatPriceFor(plan, options.interval).trialDays ?? 0
 
   /**
@@ -95,22 +99,28 @@ export async function subscribe(manager: BillingManager, customer: Customer, pla
     paymentMethod = (await setDefaultPaymentMethod(manager, customer, options.paymentMethod)).defaultPaymentMethod ?? undefined
   }
 
-  const params: Stripe.SubscriptionCreateParams = {
-    customer: stripeCustomerId,
-    items,
-    payment_behavior: 'allow_incomplete',
-    expand: ['latest_invoice.confirmation_secret'],
-    metadata: { ...options.metadata, adonis_billing_plan: plan.key, [SUBSCRIPTION_NAME_KEY]: name, adonis_billing_customer_id: String(customer.id) },
-    ...(trialDays > 0 ? { trial_period_days: trialDays, trial_settings: { end_behavior: { missing_payment_method: 'pause' } } } : {}),
-    ...(paymentMethod ? { default_payment_method: paymentMethod } : {}),
-    ...(options.promotionCode ? { discounts: [{ promotion_code: options.promotionCode }] } : options.coupon ? { discounts: [{ coupon: options.coupon }] } : {}),
-    ...(manager.config.tax.automatic ? { automatic_tax: { enabled: true } } : {}),
-  }
-  const object = await manager.stripe.call((stripe) =>
-    stripe.subscriptions.create(params, {
-      idempotencyKey: StripeGateway.idempotencyKey('subscription.create', `${customer.id}:${customer.entitlementVersion}`, params),
-    })
-  )
+  /**
+   * Prices resolved (and verified against the catalog) inside the retry: a price Stripe rejects as
+   * archived is resolved again once
+   */
+  const object = await manager.prices.retryOnRejection(async () => {
+    const params: Stripe.SubscriptionCreateParams = {
+      customer: stripeCustomerId,
+      items: await planItems(manager, plan, options.interval, options.quantity ?? 1),
+      payment_behavior: 'allow_incomplete',
+      expand: ['latest_invoice.confirmation_secret'],
+      metadata: { ...options.metadata, adonis_billing_plan: plan.key, [SUBSCRIPTION_NAME_KEY]: name, adonis_billing_customer_id: String(customer.id) },
+      ...(trialDays > 0 ? { trial_period_days: trialDays, trial_settings: { end_behavior: { missing_payment_method: 'pause' } } } : {}),
+      ...(paymentMethod ? { default_payment_method: paymentMethod } : {}),
+      ...(options.promotionCode ? { discounts: [{ promotion_code: options.promotionCode }] } : options.coupon ? { discounts: [{ coupon: options.coupon }] } : {}),
+      ...(manager.config.tax.automatic ? { automatic_tax: { enabled: true } } : {}),
+    }
+    return manager.stripe.call((stripe) =>
+      stripe.subscriptions.create(params, {
+        idempotencyKey: StripeGateway.idempotencyKey('subscription.create', `${customer.id}:${customer.entitlementVersion}`, params),
+      })
+    )
+  })
 
   const subscription = await manager.db().transaction(async (trx) => {
     const result = await applyStripeSubscription(manager, trx, customer, object, { observedAt: DateTime.utc(), action: 'subscription.created', name })

@@ -116,11 +116,13 @@ export class SubscriptionScope {
     const plan = this.#manager.catalog.plan(planKey)
     const current = await this.#current()
     const object = await this.#manager.stripe.call((stripe) => stripe.subscriptions.retrieve(current.stripeSubscriptionId!))
-    return this.#update('subscription.swapped', {
-      items: await this.#swapItems(object, planKey, options),
-      proration_behavior: prorationBehavior(options),
-      metadata: { adonis_billing_plan: plan.key, [SUBSCRIPTION_NAME_KEY]: this.name },
-    })
+    return this.#manager.prices.retryOnRejection(async () =>
+      this.#update('subscription.swapped', {
+        items: await this.#swapItems(object, planKey, options),
+        proration_behavior: prorationBehavior(options),
+        metadata: { adonis_billing_plan: plan.key, [SUBSCRIPTION_NAME_KEY]: this.name },
+      })
+    )
   }
 
   /**
