@@ -14,6 +14,8 @@ import { AuditTrail } from './audit/audit_trail.ts'
 import { Catalog } from './catalog/catalog.ts'
 import { CatalogSync } from './catalog/catalog_sync.ts'
 import { planPriceParams } from './catalog/price_params.ts'
+import { AuditKeyring } from './audit/audit_key.ts'
+import { appKeyText } from './app_key.ts'
 import { PriceResolver } from './catalog/price_resolver.ts'
 import { EntitlementCache } from './entitlements/entitlement_cache.ts'
 import { EntitlementResolver } from './entitlements/entitlement_resolver.ts'
@@ -90,7 +92,11 @@ export class BillingManager {
     this.entitlements = new EntitlementResolver(this)
     this.usage = new UsageRecorder(this)
     this.usageReporter = new UsageReporter(this)
-    this.audit = new AuditTrail(app, () => this.db(), emitter)
+    let keyring: AuditKeyring | null = null
+    this.audit = new AuditTrail(app, () => this.db(), emitter, () => {
+      keyring ??= AuditKeyring.from({ keyId: config.audit.keyId, key: config.audit.key ?? appKeyText(app, 'to key the audit chain (or set audit.key)'), previousKeys: config.audit.previousKeys })
+      return keyring
+    })
 
     /**
      * Point every package model at the configured connection.

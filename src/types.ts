@@ -155,6 +155,11 @@ export interface BillingConfigInput {
    * `retentionDays`: default age for `billing:webhooks:prune` (payloads of older, processed events dropped).
    */
   webhooks?: { tolerance?: number; maxBodyBytes?: number; refetch?: boolean; allowUnsigned?: boolean; retentionDays?: number | null }
+  /**
+   * Keys of the audit chain's HMAC (never stored in the database). `key` defaults to the app key;
+   * rotate by giving a new `keyId` and `key` and moving the old one to `previousKeys`.
+   */
+  audit?: { keyId?: string; key?: string | { release(): string }; previousKeys?: Record<string, string | { release(): string }> }
   routes?: { prefix?: string }
   /**
    * `source: 'stripe'` takes boolean features from Stripe Entitlements (the customer's active
@@ -236,6 +241,7 @@ export interface ResolvedBillingConfig {
   webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean; allowUnsigned: boolean; retentionDays: number | null }
   routes: { prefix: string }
   entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null; cacheStore: string | null }
+  audit: { keyId: string; key: string | null; previousKeys: Record<string, string> }
   usage: {
     reportEverySeconds: number | null
     transport: 'v2' | 'v1'

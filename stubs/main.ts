@@ -14,11 +14,13 @@ export const stubsRoot = import.meta.dirname
 
 /**
  * Migration stubs, in the order they run, by the file-name suffix they are published with. The first
- * creates every table as it is now; each later one upgrades an install made before it and does
- * nothing on a fresh one (it checks before it alters), so `configure` publishes all of them.
+ * creates every table; each later one brings an install made before it to the current schema and is
+ * safe on a fresh one (it checks before it alters; the audit chain's triggers live in
+ * `make_billing_audit_keyed`), so `configure` publishes all of them.
  */
 export const MIGRATIONS = [
   { stub: 'make/migration/billing_tables.stub', suffix: 'create_billing_tables.ts' },
   { stub: 'make/migration/billing_usage_payload_hash.stub', suffix: 'add_billing_usage_payload_hash.ts' },
   { stub: 'make/migration/billing_usage_exact_quantities.stub', suffix: 'make_billing_usage_quantities_exact.ts' },
+  { stub: 'make/migration/billing_audit_keyed.stub', suffix: 'make_billing_audit_keyed.ts' },
 ]

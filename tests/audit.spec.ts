@@ -4,7 +4,8 @@ import { DIALECTS, setupApp } from './helpers.ts'
 import { headerAuth, serve } from './http.ts'
 import { User } from './fixtures/user.ts'
 import AuditLog from '../src/models/audit_log.ts'
-import { AuditTrail, GENESIS_HASH, auditHash } from '../src/audit/audit_trail.ts'
+import { AuditTrail, GENESIS_HASH } from '../src/audit/audit_trail.ts'
+import { documentedChainHash, documentedContentHash, dropAuditGuards } from './audit_helpers.ts'
 import { actors } from '../index.ts'
 
 for (const dialect of DIALECTS) {
@@ -34,7 +35,11 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(stored.after, { tax: { automatic: true } })
       assert.equal(stored.occurredAt.toMillis(), first.occurredAt.toMillis())
       assert.equal(stored.seq, 1)
-      assert.equal(auditHash(stored.prevHash!, stored), stored.hash)
+      assert.equal(stored.keyId, 'app')
+      for (const row of await AuditLog.query().orderBy('seq')) {
+        assert.equal(documentedContentHash(row), row.contentHash)
+        assert.equal(documentedChainHash(row), row.hash, `row ${row.seq}: the chain is the documented HMAC`)
+      }
       assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 3 })
     })
 
@@ -42,6 +47,7 @@ for (const dialect of DIALECTS) {
       const { billing, db } = await setupApp(dialect)
       for (let i = 0; i < 5; i++) await billing.audit.record({ action: 'x', metadata: { i } })
       const target = (await AuditLog.query().orderBy('id').offset(2).firstOrFail()).id
+      await dropAuditGuards(db, dialect)
       await db.from('billing_audit_logs').where('id', target).update({ metadata: JSON.stringify({ i: 99 }) })
       assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 2, brokenAt: target, reason: 'hash_mismatch' })
     })
@@ -50,11 +56,13 @@ for (const dialect of DIALECTS) {
       const { billing, db } = await setupApp(dialect)
       const rows = []
       for (let i = 0; i < 4; i++) rows.push(await billing.audit.record({ action: 'x', metadata: { i } }))
+      await dropAuditGuards(db, dialect)
       await db.from('billing_audit_logs').where('id', rows[1].id).delete()
       assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: rows[2].id, reason: 'chain_break' })
 
       const other = await setupApp(dialect)
       const row = await other.billing.audit.record({ action: 'y', occurredAt: DateTime.fromISO('2026-01-01T00:00:00Z') })
+      await dropAuditGuards(other.db, dialect)
       await other.db.from('billing_audit_logs').where('id', row.id).update({ occurred_at: '2026-01-02T00:00:00.000Z' })
       assert.equal((await other.billing.audit.verify()).reason, 'hash_mismatch')
     })
@@ -67,6 +75,7 @@ for (const dialect of DIALECTS) {
         hash: rows[2].hash,
         rows: 3,
       })
+      await dropAuditGuards(db, dialect)
       await db.from('billing_audit_logs').where('id', rows[2].id).delete()
       assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 2, reason: 'head_mismatch' })
     })
@@ -129,22 +138,25 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 2 })
     })
 
-    test('a row written around the package is reported (SQLite) or chained by the trigger (PostgreSQL)', async ({ assert }) => {
+    test('a row written around the package is reported (SQLite) or refused at commit (PostgreSQL, #10.14)', async ({ assert }) => {
       const { billing, db } = await setupApp(dialect)
       await billing.audit.record({ action: 'kept' })
-      const [inserted] = await db
-        .table('billing_audit_logs')
-        .insert({ occurred_at: new Date().toISOString(), actor_type: 'system', action: 'sneaked', content_hash: '0'.repeat(64) })
-        .returning('id')
-      const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
+      const sneak = () =>
+        db
+          .table('billing_audit_logs')
+          .insert({ occurred_at: new Date().toISOString(), actor_type: 'system', action: 'sneaked', content_hash: '0'.repeat(64), key_id: 'app' })
+          .returning('id')
       if (dialect === 'sqlite') {
+        const [inserted] = await sneak()
+        const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
         assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: id, reason: 'unsealed' })
       } else {
         /**
-         * Chained at commit, but its content hash was not computed from its content
+         * The seal trigger has no key in that transaction: the insert never commits
          */
-        assert.equal((await AuditLog.findOrFail(id)).seq, 2)
-        assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: id, reason: 'hash_mismatch' })
+        await assert.rejects(() => sneak(), /written by the package only/)
+        assert.lengthOf(await AuditLog.all(), 1)
+        assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 1 })
       }
     })
 

@@ -1,6 +1,7 @@
 import { test } from '@japa/runner'
 import { DIALECTS, setupApp } from './helpers.ts'
 import BillingAuditVerify from '../commands/billing_audit_verify.ts'
+import { dropAuditGuards } from './audit_helpers.ts'
 
 for (const dialect of DIALECTS) {
   test.group(`billing:audit:verify [${dialect}]`, () => {
@@ -16,6 +17,7 @@ for (const dialect of DIALECTS) {
       assert.equal(ok.exitCode, 0)
       ok.assertLog('[ green(success) ] audit chain intact: 3 rows verified')
 
+      await dropAuditGuards(db, dialect)
       await db.from('billing_audit_logs').where('id', rows[1].id).update({ action: 'forged' })
       const broken = await ace.create(BillingAuditVerify, ['--json'])
       await broken.exec()

@@ -29,7 +29,8 @@ for (const dialect of DIALECTS) {
       const audit = await AuditLog.query().where('action', 'customer.created')
       assert.lengthOf(audit, 1)
       assert.equal(audit[0].customerId, customer.id)
-      assert.deepEqual(audit[0].after, { billable_type: 'user', billable_id: String(user.id), email: 'ada@example.com' })
+      const [revealed] = await billing.audit.reveal(audit)
+      assert.deepEqual(revealed.after, { billable_type: 'user', billable_id: String(user.id), email: 'ada@example.com' })
     })
 
     test('users and teams with the same id are different customers', async ({ assert }) => {

@@ -3,6 +3,10 @@
  */
 import { test } from '@japa/runner'
 import { DateTime } from 'luxon'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { randomUUID } from 'node:crypto'
 import { DIALECTS, setupApp } from './helpers.ts'
 import { headerAuth, serve } from './http.ts'
 import { testCatalog } from './fixtures/catalog.ts'
@@ -406,6 +410,134 @@ for (const dialect of DIALECTS) {
       await current.billing.for(buyer).checkout('pro', urls)
       assert.lengthOf(sessions(running.fake), 3)
       assert.equal((current.fake.store.get(sessions(running.fake)[2].body.line_items[0].price) as any).unit_amount, 3900)
+    })
+  })
+}
+
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10.14 | the audit chain is tamper-evident for real [${dialect}]`, (group) => {
+    group.tap((t) => t.timeout(60_000))
+    const run = async (app: any, command: any, args: string[]) => {
+      const ace = await app.container.make('ace')
+      ace.ui.switchMode('raw')
+      const instance = await ace.create(command, args)
+      await instance.exec()
+      return { exitCode: instance.exitCode, lines: instance.ui.logger.getLogs().map((log: any) => log.message as string) }
+    }
+
+    test('appends only: UPDATE, DELETE and a rewound head are refused by the database itself', async ({ assert }) => {
+      const world = await setupApp(dialect)
+      for (let i = 0; i < 3; i++) await world.billing.audit.record({ action: 'x', metadata: { i } })
+      const db = world.db.connection()
+      await assert.rejects(() => db.from('billing_audit_logs').where('seq', 2).update({ metadata: JSON.stringify({ i: 9 }) }), /append-only \(UPDATE refused\)/)
+      await assert.rejects(() => db.from('billing_audit_logs').where('seq', 3).delete(), /append-only \(DELETE refused\)/)
+      await assert.rejects(() => db.from('billing_audit_head').where('id', 1).update({ rows: 2 }), /only moves with the chain/)
+      await assert.rejects(() => db.from('billing_audit_head').where('id', 1).delete(), /only moves with the chain/)
+      if (dialect === 'pg') await assert.rejects(() => db.rawQuery('truncate billing_audit_logs'), /append-only \(TRUNCATE refused\)/)
+      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 3 })
+    })
+
+    test('a writer who drops the guards and recomputes the unkeyed sha256 chain is caught; so is a deleted head', async ({ assert }) => {
+      const { dropAuditGuards } = await import('./audit_helpers.ts')
+      const { chainHash } = await import('../src/audit/audit_trail.ts')
+      const world = await setupApp(dialect)
+      for (let i = 0; i < 4; i++) await world.billing.audit.record({ action: 'x', metadata: { i } })
+      await dropAuditGuards(world.db, dialect)
+      const db = world.db.connection()
+      if (dialect === 'pg') await db.rawQuery('alter table billing_audit_logs disable trigger billing_audit_seal')
+      /**
+       * The attack that worked before: edit row 2, recompute content hash and every later link, move the head
+       */
+      const rows = await AuditLog.query().orderBy('seq')
+      rows[1].metadata = { i: 99 }
+      const { contentHash } = await import('../src/audit/audit_trail.ts')
+      let prev = rows[0].hash!
+      for (const row of rows.slice(1)) {
+        const content = contentHash(row)
+        const hash = chainHash(prev, content)
+        await db.from('billing_audit_logs').where('id', row.id).update({ metadata: JSON.stringify(row.metadata), content_hash: content, prev_hash: prev, hash })
+        prev = hash
+      }
+      await db.from('billing_audit_head').where('id', 1).update({ hash: prev })
+      assert.deepInclude(await world.billing.audit.verify(), { ok: false, brokenAt: rows[1].id, reason: 'hash_mismatch' })
+
+      await db.from('billing_audit_head').delete()
+      assert.deepEqual(await world.billing.audit.verify(), { ok: false, checked: 0, reason: 'head_missing' })
+      const { default: BillingAuditVerify } = await import('../commands/billing_audit_verify.ts')
+      const result = await run(world.app, BillingAuditVerify, [])
+      assert.equal(result.exitCode, 1)
+      assert.match(result.lines.join('\n'), /chain head \(billing_audit_head\) was removed/)
+    })
+
+    test('billing:audit:checkpoint + verify --expect catch a truncation that leaves a valid shorter chain', async ({ assert }) => {
+      const { dropAuditGuards } = await import('./audit_helpers.ts')
+      const { default: BillingAuditCheckpoint } = await import('../commands/billing_audit_checkpoint.ts')
+      const { default: BillingAuditVerify } = await import('../commands/billing_audit_verify.ts')
+      const world = await setupApp(dialect)
+      for (let i = 0; i < 5; i++) await world.billing.audit.record({ action: 'x', metadata: { i } })
+      const file = join(tmpdir(), `checkpoints-${randomUUID()}.jsonl`)
+      const exported = await run(world.app, BillingAuditCheckpoint, ['--out', file])
+      assert.equal(exported.exitCode, 0, exported.lines.join('\n'))
+      const checkpoint = JSON.parse((await readFile(file, 'utf8')).trim())
+      assert.deepInclude(checkpoint, { seq: 5, keyId: 'app' })
+      assert.match(checkpoint.mac, /^[0-9a-f]{64}$/)
+      await world.billing.audit.record({ action: 'later' })
+      assert.equal((await run(world.app, BillingAuditVerify, ['--expect', file])).exitCode, 0)
+
+      /**
+       * Truncate to 3 rows and rewind the head to row 3: a perfectly valid, shorter chain
+       */
+      await dropAuditGuards(world.db, dialect)
+      const db = world.db.connection()
+      const third = await AuditLog.query().where('seq', 3).firstOrFail()
+      await db.from('billing_audit_logs').where('seq', '>', 3).delete()
+      await db.from('billing_audit_head').where('id', 1).update({ hash: third.hash, rows: 3 })
+      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 3 }, 'undetectable without a checkpoint')
+      const truncated = await run(world.app, BillingAuditVerify, ['--expect', file])
+      assert.equal(truncated.exitCode, 1)
+      assert.match(truncated.lines.join('\n'), /no longer holds the expected checkpoint/)
+
+      /**
+       * A checkpoint edited to match the shorter chain is not signed
+       */
+      const forged = JSON.stringify({ ...checkpoint, seq: 3, hash: third.hash })
+      assert.deepInclude(await world.billing.audit.verify({ expect: JSON.parse(forged) }), { ok: false, reason: 'checkpoint_invalid' })
+      assert.equal((await run(world.app, BillingAuditVerify, ['--expect', forged])).exitCode, 1)
+      assert.equal((await run(world.app, BillingAuditVerify, ['--expect', 'not-a-file'])).exitCode, 1)
+    })
+
+    test('the key rotates: rows name their key id and verify with audit.previousKeys', async ({ assert }) => {
+      const first = await setupApp(dialect)
+      await first.billing.audit.record({ action: 'under.app.key' })
+      const rotated = await setupApp(dialect, {
+        shareDatabaseWith: first,
+        billing: testCatalog({ audit: { keyId: 'k2026', key: 'a-new-audit-secret-of-some-length', previousKeys: { app: 'averylongrandom32charslongsecret' } } }),
+      })
+      await rotated.billing.audit.record({ action: 'under.k2026' })
+      assert.deepEqual((await AuditLog.query().orderBy('seq')).map((row) => row.keyId), ['app', 'k2026'])
+      assert.deepEqual(await rotated.billing.audit.verify(), { ok: true, checked: 2 })
+      const forgetful = await setupApp(dialect, { shareDatabaseWith: first, billing: testCatalog({ audit: { keyId: 'k2026', key: 'a-new-audit-secret-of-some-length' } }) })
+      assert.deepInclude(await forgetful.billing.audit.verify(), { ok: false, reason: 'unknown_key', checked: 0 })
+      assert.notInclude(JSON.stringify(rotated.billing.config), 'a-new-audit-secret')
+    })
+
+    test('personal data sits beside the chain: revealed for reading, erasable, and the chain still verifies', async ({ assert }) => {
+      const world = await setupApp(dialect)
+      const user = await User.create({ email: 'ada@example.com', name: 'Ada' })
+      const customer = await world.billing.for(user).customer()
+      const raw = await world.db.connection().from('billing_audit_logs').select('*')
+      assert.notInclude(JSON.stringify(raw), 'ada@example.com', 'no email inside the append-only rows')
+      const created = await AuditLog.query().where('action', 'customer.created').firstOrFail()
+      assert.match((created.after as any).email.$personal, /^[0-9a-f]{32}$/)
+      const [revealed] = await world.billing.audit.reveal([created])
+      assert.equal((revealed.after as any).email, 'ada@example.com')
+
+      assert.equal(await world.billing.audit.erasePersonalData(customer.id, { reason: 'GDPR request #12' }), 1)
+      const [erased] = await world.billing.audit.reveal([created])
+      assert.deepEqual((erased.after as any).email, { $erased: true })
+      assert.notInclude(JSON.stringify(await world.db.connection().from('billing_audit_personal_data').select('*')), 'ada@example.com')
+      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 2 })
+      assert.equal((await AuditLog.query().orderBy('seq', 'desc').firstOrFail()).action, 'audit.personal_data_erased')
     })
   })
 }

@@ -256,6 +256,11 @@ test.group('host app | packed package in a real AdonisJS 7 app', (group) => {
      */
     const db = new Database(join(host.dir, 'tmp/db.sqlite3'))
     const original = db.prepare('select id, actor_id from billing_audit_logs order by id limit 1').get() as { id: number; actor_id: string }
+    /**
+     * The published migrations made the rows append-only; the tables' owner drops that guard first
+     */
+    assert.throws(() => db.prepare('update billing_audit_logs set actor_id = ? where id = ?').run('999', original.id), /append-only/)
+    db.exec('drop trigger billing_audit_append_only_update')
     try {
       db.prepare('update billing_audit_logs set actor_id = ? where id = ?').run('999', original.id)
       const tampered = await host.ace(['billing:audit:verify'])

@@ -50,8 +50,10 @@ async function auditMark() {
  * Audit rows written after `mark`, in order, reduced to what an operation decides.
  */
 async function auditSince(mark: number) {
-  const rows = await AuditLog.query().where('id', '>', mark).orderBy('id')
-  return rows.map((row) => ({
+  const { revealPersonalData } = await import('../src/audit/personal_data.ts')
+  const query = AuditLog.query().where('id', '>', mark).orderBy('id')
+  const rows = await revealPersonalData(query.client as any, (await query).map((row) => row.toJSON() as any))
+  return rows.map((row: any) => ({
     action: row.action,
     actorType: row.actorType,
     customerId: row.customerId === null ? null : Number(row.customerId),

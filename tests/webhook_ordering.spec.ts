@@ -2,6 +2,7 @@ import { test } from '@japa/runner'
 import { checkoutLinkProof } from '../src/customers/checkout_link.ts'
 import Stripe from 'stripe'
 import { DIALECTS, setupStripeApp } from './helpers.ts'
+import { dropAuditGuards } from './audit_helpers.ts'
 import { serve } from './http.ts'
 import { User } from './fixtures/user.ts'
 import Subscription from '../src/models/subscription.ts'
@@ -89,6 +90,7 @@ async function lifecycle(dialect: 'sqlite' | 'pg', updates: Array<Stripe.Subscri
   }
   const reset = async () => {
     const db = base.billing.db()
+    await dropAuditGuards(base.db, dialect)
     for (const table of ['billing_subscription_items', 'billing_subscriptions', 'billing_invoices', 'billing_webhook_events', 'billing_audit_logs']) {
       await db.from(table).delete()
     }

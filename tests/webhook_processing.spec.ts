@@ -91,8 +91,9 @@ for (const dialect of DIALECTS) {
       const audit = await AuditLog.query().where('action', 'customer.updated').firstOrFail()
       assert.equal(audit.eventId, second.id)
       assert.equal(audit.customerId, customer.id)
-      assert.deepEqual(audit.before, { email: 'm@example.com', name: 'M', tax_exempt: null, balance: 0, currency: 'usd', default_payment_method: null, tax_ids: null })
-      assert.deepEqual(audit.after, { email: 'new@example.com', name: 'New name', tax_exempt: 'reverse', balance: -500, currency: 'usd', default_payment_method: attached.id, tax_ids: null })
+      const [revealed] = await w.billing.audit.reveal([audit])
+      assert.deepEqual(revealed.before, { email: 'm@example.com', name: 'M', tax_exempt: null, balance: 0, currency: 'usd', default_payment_method: null, tax_ids: null })
+      assert.deepEqual(revealed.after, { email: 'new@example.com', name: 'New name', tax_exempt: 'reverse', balance: -500, currency: 'usd', default_payment_method: attached.id, tax_ids: null })
       assert.include(emitted, 'billing:customer.updated')
 
       /**

@@ -8,6 +8,8 @@
  */
 
 import { createHash } from 'node:crypto'
+import { AuditKeyring, type AuditCheckpoint, legacyChainHash } from './audit_key.ts'
+import { PERSONAL_DATA_TABLE, erasePersonalData, revealPersonalData, separatePersonalData, storePersonalData } from './personal_data.ts'
 import { DateTime } from 'luxon'
 import type { ApplicationService, EmitterService } from '@adonisjs/core/types'
 import type { QueryClientContract, TransactionClientContract } from '@adonisjs/lucid/types/database'
@@ -16,6 +18,7 @@ import { toDbDateTime } from '../models/columns.ts'
 import { canonicalJson } from './canonical_json.ts'
 import { currentActor, unverifiedText } from './actor.ts'
 import debug from '../debug.ts'
+import { AuditChainBrokenException } from '../errors.ts'
 import type { AuditEntryInput } from '../types.ts'
 
 /**
@@ -47,7 +50,8 @@ type AuditContent = Pick<
 > & { occurredAt: DateTime }
 
 /**
- * The chain hash of a row: sha256 over the previous row's hash and the row's content hash.
+ * The unkeyed chain hash of a legacy row (before `key_id`): sha256 over the previous row's hash and
+ * the row's content hash. Keyed rows use `AuditKeyring.chainMac`.
  */
 export function auditHash(prevHash: string, content: AuditContent): string {
   return chainHash(prevHash, contentHash(content))
@@ -61,12 +65,9 @@ export function contentHash(content: AuditContent): string {
 }
 
 /**
- * sha256 hex of `prevHash + "\n" + contentHash` (computed the same way in SQL by the PostgreSQL
- * trigger that extends the chain at commit).
+ * The unkeyed link of rows chained before the chain was keyed (`key_id` null).
  */
-export function chainHash(prevHash: string, contentHashHex: string): string {
-  return createHash('sha256').update(prevHash).update('\n').update(contentHashHex).digest('hex')
-}
+export const chainHash = legacyChainHash
 
 /**
  * The row's hashed content by column name (JSON documents as values).
@@ -101,15 +102,18 @@ function canonicalContent(content: AuditContent): string {
 export interface AuditVerification {
   ok: boolean
   checked: number
-  /** id of the first row that does not verify (absent for `head_mismatch`) */
+  /** id of the first row that does not verify (absent for `head_mismatch`, `head_missing`, `checkpoint_*`) */
   brokenAt?: number
   /**
    * `hash_mismatch`: a row's content was edited; `chain_break`: a row was removed or inserted;
-   * `head_mismatch`: the newest rows were removed (the head is ahead of the last row); `unsealed`: a
-   * committed row never joined the chain (written around the package, or the PostgreSQL trigger is
-   * missing)
+   * `head_mismatch`: the newest rows were removed (the head is ahead of the last row); `head_missing`:
+   * the chain head row is gone; `unsealed`: a committed row never joined the chain (written around the
+   * package, or the PostgreSQL trigger is missing); `unknown_key`: a row names a key id this app does
+   * not have (add it to `audit.previousKeys`); `checkpoint_invalid`: the expected checkpoint is not
+   * signed by these keys; `checkpoint_mismatch`: the chain no longer has the checkpoint's row and hash
+   * (truncated, or rewritten before it)
    */
-  reason?: 'hash_mismatch' | 'chain_break' | 'head_mismatch' | 'unsealed'
+  reason?: 'hash_mismatch' | 'chain_break' | 'head_mismatch' | 'head_missing' | 'unsealed' | 'unknown_key' | 'checkpoint_invalid' | 'checkpoint_mismatch'
 }
 
 /**
@@ -120,11 +124,28 @@ export class AuditTrail {
   #app: ApplicationService
   #connection: () => QueryClientContract
   #emitter: EmitterService
+  #keyring: () => AuditKeyring
+  /**
+   * PostgreSQL transactions that already carry this process's seal key
+   */
+  #keyed = new WeakSet<TransactionClientContract>()
 
-  constructor(app: ApplicationService, connection: () => QueryClientContract, emitter: EmitterService) {
+  constructor(app: ApplicationService, connection: () => QueryClientContract, emitter: EmitterService, keyring: () => AuditKeyring) {
     this.#app = app
     this.#connection = connection
     this.#emitter = emitter
+    this.#keyring = keyring
+  }
+
+  /**
+   * PostgreSQL: hands the seal trigger this transaction's MAC key (transaction-local setting, bound
+   * as a parameter: never stored). Without it the trigger refuses to seal, so a row inserted around
+   * the package cannot join the chain.
+   */
+  async #keySeal(trx: TransactionClientContract) {
+    if (this.#keyed.has(trx)) return
+    await trx.rawQuery("select set_config('adonis_billing.audit_key', ?, true)", [this.#keyring().sealSetting()])
+    this.#keyed.add(trx)
   }
 
   /**
@@ -165,6 +186,16 @@ export class AuditTrail {
       eventId: entry.eventId ?? (actor.type === 'webhook' ? actor.id : null),
     }
 
+    /**
+     * Personal data (a customer's email, name, address…) is kept beside the row, by reference, so
+     * it can be erased without breaking the chain
+     */
+    const personal = separatePersonalData(content, content.customerId === null ? null : Number(content.customerId))
+    content.before = personal.before as AuditContent['before']
+    content.after = personal.after as AuditContent['after']
+    await storePersonalData(trx, personal.records)
+
+    const keyring = this.#keyring()
     const columns = columnsOf(content)
     const values: Record<string, unknown> = {
       ...columns,
@@ -172,6 +203,7 @@ export class AuditTrail {
       after: columns.after === null ? null : JSON.stringify(columns.after),
       metadata: columns.metadata === null ? null : JSON.stringify(columns.metadata),
       content_hash: contentHash(content),
+      key_id: keyring.currentId,
       seq: null,
       prev_hash: null,
       hash: null,
@@ -184,7 +216,7 @@ export class AuditTrail {
       if (!head) throw new Error(`The audit chain head is missing: run the migration that creates ${AUDIT_HEAD_TABLE}`)
       values.seq = Number(head.rows) + 1
       values.prev_hash = head.hash
-      values.hash = chainHash(head.hash, values.content_hash as string)
+      values.hash = keyring.chainMac(keyring.currentId, values.seq as number, head.hash, values.content_hash as string)
       await trx.from(AUDIT_HEAD_TABLE).where('id', 1).update({ hash: values.hash, rows: values.seq })
     }
     /**
@@ -199,6 +231,7 @@ export class AuditTrail {
       row = AuditLog.$createFromAdapterResult({ id: null, ...values }, undefined, { client: trx })!
       pending.push({ values, row })
     } else {
+      if (trx.dialect.name === 'postgres') await this.#keySeal(trx)
       const [inserted] = await trx.knexQuery().table(AuditLog.table).insert(values).returning('id')
       const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
       row = AuditLog.$createFromAdapterResult({ id, ...values }, undefined, { client: trx })!
@@ -236,6 +269,7 @@ export class AuditTrail {
       if (then) await trx.rawQuery(then.sql, then.bindings as any[])
       return
     }
+    await this.#keySeal(trx)
     /**
      * Chunks keep each statement under PostgreSQL's 65535 parameters; the last one carries `then`
      */
@@ -259,28 +293,55 @@ export class AuditTrail {
   static BATCH_ROWS = 1000
 
   /**
-   * Walks the chain in id order and recomputes every hash. Detects edited rows (hash mismatch),
-   * removed or inserted rows (a `prev_hash` that is not the previous row's hash) and removed newest
-   * rows (the head no longer matches the last row).
+   * Walks the chain in `seq` order and recomputes every MAC with the key each row names. Detects
+   * edited rows (hash mismatch), removed or inserted rows (a `prev_hash` that is not the previous
+   * row's hash), removed newest rows (the head no longer matches the last row), a missing head, and —
+   * with `expect`, a checkpoint exported earlier — a chain truncated or rewritten before it.
    */
-  async verify(options: { pageSize?: number } = {}): Promise<AuditVerification> {
+  async verify(options: { pageSize?: number; expect?: AuditCheckpoint } = {}): Promise<AuditVerification> {
+    const { head, ...result } = await this.#walk(options)
+    return result
+  }
+
+  async #walk(options: { pageSize?: number; expect?: AuditCheckpoint }): Promise<AuditVerification & { head?: { seq: number; hash: string } }> {
     const pageSize = options.pageSize ?? 1000
     const client = this.#connection()
+    const keyring = this.#keyring()
+    if (options.expect && !keyring.verifyCheckpoint(options.expect)) return { ok: false, checked: 0, reason: 'checkpoint_invalid' }
     /**
      * The head first: rows committed after this read extend the chain beyond it and are left for
      * the next run, so concurrent appenders never look like tampering.
      */
     const head = await client.from(AUDIT_HEAD_TABLE).where('id', 1).select('hash', 'rows').first()
-    const headRows = head ? Number(head.rows) : 0
+    if (!head) return { ok: false, checked: 0, reason: 'head_missing' }
+    const headRows = Number(head.rows)
     let prevHash = GENESIS_HASH
     let lastSeq = 0
     let checked = 0
+    let keyed = false
+    let checkpointSeen = false
     while (lastSeq < headRows) {
       const rows = await AuditLog.query({ client }).where('seq', '>', lastSeq).where('seq', '<=', headRows).orderBy('seq', 'asc').limit(pageSize)
       for (const row of rows) {
         if (row.prevHash !== prevHash || row.seq !== lastSeq + 1) return { ok: false, checked, brokenAt: row.id, reason: 'chain_break' }
-        if (contentHash(row) !== row.contentHash || chainHash(prevHash, row.contentHash) !== row.hash) {
-          return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
+        if (contentHash(row) !== row.contentHash) return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
+        let expected: string | null
+        if (row.keyId === null || row.keyId === undefined) {
+          /**
+           * Unkeyed rows are only the prefix written before the upgrade: once the chain is keyed, an
+           * unkeyed row is a forgery
+           */
+          if (keyed) return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
+          expected = chainHash(prevHash, row.contentHash)
+        } else {
+          keyed = true
+          expected = keyring.chainMac(row.keyId, row.seq!, prevHash, row.contentHash)
+          if (expected === null) return { ok: false, checked, brokenAt: row.id, reason: 'unknown_key' }
+        }
+        if (expected !== row.hash) return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
+        if (options.expect && row.seq === options.expect.seq) {
+          if (row.hash !== options.expect.hash) return { ok: false, checked, brokenAt: row.id, reason: 'checkpoint_mismatch' }
+          checkpointSeen = true
         }
         prevHash = row.hash!
         lastSeq = row.seq!
@@ -288,9 +349,49 @@ export class AuditTrail {
       }
       if (rows.length < pageSize) break
     }
-    if (head && (lastSeq !== headRows || head.hash !== prevHash)) return { ok: false, checked, reason: 'head_mismatch' }
+    if (lastSeq !== headRows || head.hash !== prevHash) return { ok: false, checked, reason: 'head_mismatch' }
+    if (options.expect && !checkpointSeen && !(options.expect.seq === 0 && options.expect.hash === GENESIS_HASH)) {
+      return { ok: false, checked, reason: 'checkpoint_mismatch' }
+    }
     const unsealed = await client.from(AuditLog.table).whereNull('seq').orderBy('id', 'asc').select('id').first()
     if (unsealed) return { ok: false, checked, brokenAt: Number(unsealed.id), reason: 'unsealed' }
-    return { ok: true, checked }
+    return { ok: true, checked, head: { seq: headRows, hash: head.hash } }
+  }
+
+  /**
+   * A signed checkpoint of the chain as it is now (verified first): store it somewhere the database's
+   * writers cannot reach (a file in backups, a ticket, another system) and pass it to
+   * `verify({ expect })` later to detect truncation or a rewrite before it. Throws
+   * `E_BILLING_AUDIT_CHAIN_BROKEN` when the chain does not verify.
+   */
+  async checkpoint(): Promise<AuditCheckpoint> {
+    const result = await this.#walk({})
+    if (!result.ok) {
+      const error = new AuditChainBrokenException(`The audit chain does not verify (${result.reason}${result.brokenAt ? ` at row #${result.brokenAt}` : ''}): no checkpoint of a broken chain`)
+      throw error
+    }
+    return this.#keyring().signCheckpoint({ seq: result.head!.seq, hash: result.head!.hash, at: DateTime.utc().toISO()! })
+  }
+
+  /**
+   * Rows with their personal data put back (erased values read `{ $erased: true }`), for display.
+   */
+  async reveal(rows: AuditLog[]) {
+    return revealPersonalData(this.#connection(), rows.map((row) => row.toJSON() as { before: any; after: any } & Record<string, unknown>))
+  }
+
+  /**
+   * Erases the personal data a customer's audit rows refer to (GDPR erasure), audited itself. The
+   * chain still verifies: the rows keep only references and salted digests. Returns how many values
+   * were erased.
+   */
+  async erasePersonalData(customerId: number, options: { actor?: AuditEntryInput['actor']; reason?: string } = {}): Promise<number> {
+    return this.#connection().transaction(async (trx) => {
+      const erased = await erasePersonalData(trx, customerId)
+      await this.record({ action: 'audit.personal_data_erased', actor: options.actor, customerId, subject: { type: 'customer', id: customerId }, after: { erased }, metadata: options.reason ? { reason: options.reason } : null }, { client: trx })
+      return erased
+    })
   }
 }
+
+export { PERSONAL_DATA_TABLE }

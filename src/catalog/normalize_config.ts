@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { KEY_ID } from '../audit/audit_key.ts'
 import { InvalidConfigException } from '../errors.ts'
 import { usageIntervals, usageLookupKey } from './catalog.ts'
 import type {
@@ -384,12 +385,40 @@ function normalizeEntitlements(input: unknown): ResolvedBillingConfig['entitleme
 }
 
 /**
+ * The audit chain's keys: `keyId` (stored on each row) and `key` (default: the app key, read at boot),
+ * plus `previousKeys` by id after a rotation. Secrets are kept out of `JSON.stringify(config)`.
+ */
+function normalizeAudit(value: unknown): ResolvedBillingConfig['audit'] {
+  const audit = record(value, 'audit')
+  checkKeys(audit, 'audit', ['keyId', 'key', 'previousKeys'])
+  const keyId = audit.keyId === undefined ? 'app' : audit.keyId
+  if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) fail('audit.keyId', 'must be 1–32 letters, digits, "_" or "-"')
+  const secret = (input: unknown, key: string) => {
+    const text = typeof input === 'string' ? input : typeof (input as any)?.release === 'function' ? (input as any).release() : input
+    if (typeof text !== 'string' || text.length < 16) fail(key, 'must be a secret of at least 16 characters')
+    return text as string
+  }
+  const key = audit.key === undefined || audit.key === null ? null : secret(audit.key, 'audit.key')
+  const previous = record(audit.previousKeys, 'audit.previousKeys')
+  const previousKeys = keyMap<string>()
+  for (const [id, input] of Object.entries(previous)) {
+    if (!KEY_ID.test(id)) fail(`audit.previousKeys.${id}`, 'key ids are 1–32 letters, digits, "_" or "-"')
+    if (id === keyId) fail(`audit.previousKeys.${id}`, 'is the current key id')
+    previousKeys[id] = secret(input, `audit.previousKeys.${id}`)
+  }
+  const resolved = { keyId } as ResolvedBillingConfig['audit']
+  Object.defineProperty(resolved, 'key', { value: key, enumerable: false })
+  Object.defineProperty(resolved, 'previousKeys', { value: previousKeys, enumerable: false })
+  return resolved
+}
+
+/**
  * Validates `config/billing.ts` and fills in defaults. Every problem raises `E_BILLING_INVALID_CONFIG`
  * with the dotted key at fault, so a broken catalog fails boot with a message that points at the line.
  */
 export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfig {
   const config = record(input, 'config')
-  checkKeys(config, 'config', ['connection', 'currency', 'stripe', 'features', 'meters', 'plans', 'policy', 'tax', 'webhooks', 'routes', 'entitlements', 'usage'])
+  checkKeys(config, 'config', ['connection', 'currency', 'stripe', 'features', 'meters', 'plans', 'policy', 'tax', 'webhooks', 'routes', 'entitlements', 'usage', 'audit'])
   const usage = record(config.usage, 'usage')
   checkKeys(usage, 'usage', ['reportEverySeconds', 'transport', 'maxBatch', 'maxAgeDays', 'maxFutureSeconds', 'maxPropertiesBytes'])
   const limit = (key: string, fallback: number, max: number) => {
@@ -445,6 +474,7 @@ export function normalizeConfig(input: BillingConfigInput): ResolvedBillingConfi
     },
     routes: { prefix: (routes.prefix ?? '/billing').replace(/\/+$/, '') || '/billing' },
     entitlements: normalizeEntitlements(config.entitlements),
+    audit: normalizeAudit(config.audit),
     usage: {
       reportEverySeconds: usage.reportEverySeconds === undefined ? null : positiveInteger(usage.reportEverySeconds, 'usage.reportEverySeconds'),
       transport: oneOf(usage.transport, 'usage.transport', ['v2', 'v1'], 'v2' as const),

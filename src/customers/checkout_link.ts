@@ -8,6 +8,7 @@
  */
 
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import { appKeyText } from '../app_key.ts'
 import type { ApplicationService } from '@adonisjs/core/types'
 
 /**
@@ -20,10 +21,7 @@ export const CHECKOUT_LINK_KEY = 'adonis_billing_link'
  * sent to Stripe).
  */
 function linkKey(app: ApplicationService): Buffer {
-  const appKey = app.config.get<unknown>('app.appKey')
-  const text = typeof appKey === 'string' ? appKey : typeof (appKey as any)?.release === 'function' ? (appKey as any).release() : ''
-  if (!text) throw new Error('adonis-billing needs app.appKey to sign checkout links')
-  return createHmac('sha256', text).update('adonis-billing:checkout-link:v1').digest()
+  return createHmac('sha256', appKeyText(app, 'to sign checkout links')).update('adonis-billing:checkout-link:v1').digest()
 }
 
 /**

@@ -66,6 +66,13 @@ export default class AuditLog extends BaseModel {
   declare contentHash: string
 
   /**
+   * Id of the key whose HMAC chains this row (`audit.keyId`); null on rows chained before the chain
+   * was keyed.
+   */
+  @column()
+  declare keyId: string | null
+
+  /**
    * Position in the chain; with `prevHash` and `hash`, null until the row's transaction commits
    * on PostgreSQL (the chain is extended at COMMIT).
    */
