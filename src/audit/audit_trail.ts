@@ -193,7 +193,9 @@ export class AuditTrail {
     const personal = separatePersonalData(content, content.customerId === null ? null : Number(content.customerId))
     content.before = personal.before as AuditContent['before']
     content.after = personal.after as AuditContent['after']
-    await storePersonalData(trx, personal.records)
+    const pendingPersonal = this.#batchedPersonal.get(trx)
+    if (pendingPersonal) pendingPersonal.push(...personal.records)
+    else await storePersonalData(trx, personal.records)
 
     const keyring = this.#keyring()
     const columns = columnsOf(content)
@@ -255,8 +257,16 @@ export class AuditTrail {
    * as the event's processed mark). Elsewhere rows are written at once and this does nothing.
    */
   batch(trx: TransactionClientContract) {
-    if (trx.dialect.name === 'postgres') this.#batched.set(trx, [])
+    if (trx.dialect.name === 'postgres') {
+      this.#batched.set(trx, [])
+      this.#batchedPersonal.set(trx, [])
+    }
   }
+
+  /**
+   * Personal data of the batched rows, written by the same statement
+   */
+  #batchedPersonal = new WeakMap<TransactionClientContract, Array<Record<string, unknown>>>()
 
   /**
    * Writes the batched rows of `trx` in one statement; `then` is one more statement run in the same
@@ -264,15 +274,19 @@ export class AuditTrail {
    */
   async flushBatch(trx: TransactionClientContract, then?: { sql: string; bindings: unknown[] }) {
     const pending = this.#batched.get(trx) ?? []
+    const personal = this.#batchedPersonal.get(trx) ?? []
     this.#batched.delete(trx)
+    this.#batchedPersonal.delete(trx)
     if (pending.length === 0) {
       if (then) await trx.rawQuery(then.sql, then.bindings as any[])
       return
     }
-    await this.#keySeal(trx)
     /**
      * Chunks keep each statement under PostgreSQL's 65535 parameters; the last one carries `then`
+     * and hands the seal trigger its key (a CTE the final select reads, so it runs; the trigger only
+     * needs it at commit) — no extra round trip on the webhook path
      */
+    const keyed = this.#keyed.has(trx)
     const columns = Object.keys(pending[0].values)
     for (let start = 0; start < pending.length; start += AuditTrail.BATCH_ROWS) {
       const chunk = pending.slice(start, start + AuditTrail.BATCH_ROWS)
@@ -280,8 +294,25 @@ export class AuditTrail {
       const tuples = chunk.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ')
       const bindings = chunk.flatMap(({ values }) => columns.map((column) => values[column]))
       const insert = `insert into ${AuditLog.table} (${columns.join(', ')}) values ${tuples} returning id`
-      const sql = last && then ? `with audit as (${insert}), done as (${then.sql}) select id from audit order by id` : insert
-      const result = await trx.rawQuery(sql, [...bindings, ...(last && then ? then.bindings : [])] as any[])
+      const key = last && !keyed
+      const personalColumns = personal.length ? Object.keys(personal[0]) : []
+      const withPersonal = last && personal.length > 0
+      const ctes = [
+        ...(key ? ["seal_key as (select set_config('adonis_billing.audit_key', ?, true) as value)"] : []),
+        `audit as (${insert})`,
+        ...(withPersonal
+          ? [`personal as (insert into ${PERSONAL_DATA_TABLE} (${personalColumns.join(', ')}) values ${personal.map(() => `(${personalColumns.map(() => '?').join(', ')})`).join(', ')})`]
+          : []),
+        ...(last && then ? [`done as (${then.sql})`] : []),
+      ]
+      const sql = ctes.length > 1 ? `with ${ctes.join(', ')} select id from audit${key ? ', seal_key' : ''} order by id` : insert
+      const result = await trx.rawQuery(sql, [
+        ...(key ? [this.#keyring().sealSetting()] : []),
+        ...bindings,
+        ...(withPersonal ? personal.flatMap((record) => personalColumns.map((column) => record[column])) : []),
+        ...(last && then ? then.bindings : []),
+      ] as any[])
+      if (key) this.#keyed.add(trx)
       const ids = result.rows.map((inserted: { id: unknown }) => Number(inserted.id)).sort((a: number, b: number) => a - b)
       chunk.forEach(({ row }, index) => (row.id = ids[index]))
     }
