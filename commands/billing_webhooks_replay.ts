@@ -10,6 +10,7 @@
 import { BaseCommand, flags } from '@adonisjs/core/ace'
 import type { CommandOptions } from '@adonisjs/core/types/ace'
 import { isoFlag } from './_iso_flag.ts'
+import { auditOperation } from './_audit_operation.ts'
 
 /**
  * Reprocesses stored webhook events through the same exactly-once path: one event (`--id`), every
@@ -59,15 +60,19 @@ export default class BillingWebhooksReplay extends BaseCommand {
     }
 
     let failures = 0
+    const outcomes: Record<string, string> = {}
     for (const event of events) {
       try {
         const outcome = await billing.webhooks.process(event.eventId, { force: true })
+        outcomes[event.eventId] = outcome
         this.logger.log(`${this.colors.green('✔')} ${event.eventId} ${event.type}: ${outcome}`)
       } catch (error: any) {
         failures++
+        outcomes[event.eventId] = 'failed'
         this.logger.log(`${this.colors.red('✖')} ${event.eventId} ${event.type}: ${error.message}`)
       }
     }
+    await auditOperation(billing, 'webhooks.replayed', { id: this.id ?? null, failed: this.failed ?? false, since: since ? since.toISO() : null }, outcomes)
     this.logger.info(`${events.length} event(s) replayed, ${failures} failed`)
     if (failures) this.exitCode = 1
   }

@@ -10,6 +10,7 @@
 import { BaseCommand, flags } from '@adonisjs/core/ace'
 import type { CommandOptions } from '@adonisjs/core/types/ace'
 import { isoFlag } from './_iso_flag.ts'
+import { auditOperation } from './_audit_operation.ts'
 
 /**
  * Recovers events Stripe could not deliver: lists them from the Events API
@@ -42,16 +43,20 @@ export default class BillingWebhooksSweep extends BaseCommand {
 
     let stored = 0
     let failures = 0
+    const outcomes: Record<string, string> = {}
     for (const event of events) {
       if (await billing.webhooks.store(event)) stored++
       try {
         const outcome = await billing.webhooks.process(event.id)
+        outcomes[event.id] = outcome
         this.logger.log(`${event.id} ${event.type}: ${outcome}`)
       } catch (error: any) {
         failures++
+        outcomes[event.id] = 'failed'
         this.logger.log(`${this.colors.red('✖')} ${event.id} ${event.type}: ${error.message}`)
       }
     }
+    await auditOperation(billing, 'webhooks.swept', { since: since.toISO(), found: events.length, stored }, outcomes)
     this.logger.info(`${events.length} undelivered event(s) found, ${stored} new, ${failures} failed`)
     if (failures) this.exitCode = 1
   }

@@ -324,6 +324,16 @@ for (const dialect of DIALECTS) {
       const again = await ace.create(Sweep, [])
       await again.exec()
       assert.lengthOf(await WebhookEvent.all(), swept.length)
+      /**
+       * Each sweep writes its own audit row naming the operator (#10.15); the second found the same
+       * events already processed
+       */
+      const { userInfo } = await import('node:os')
+      const sweeps = await AuditLog.query().where('action', 'webhooks.swept').orderBy('id')
+      assert.lengthOf(sweeps, 2)
+      assert.deepInclude(sweeps[0].toJSON(), { actorType: 'cli', actorId: userInfo().username })
+      assert.sameMembers(Object.keys((sweeps[0].metadata as any).events), swept.map((row) => row.eventId))
+      assert.deepEqual((sweeps[1].after as any).outcomes, { duplicate: swept.length })
 
       /**
        * A failing event, then replayed once the cause is gone
@@ -358,6 +368,9 @@ for (const dialect of DIALECTS) {
       const replay = await ace.create(Replay, ['--failed'])
       await replay.exec()
       assert.equal(replay.exitCode, 0)
+      const replayed = await AuditLog.query().where('action', 'webhooks.replayed').firstOrFail()
+      assert.deepInclude(replayed.toJSON(), { actorType: 'cli', subjectType: 'webhook_events', subjectId: updated.id })
+      assert.deepEqual(replayed.metadata, { request: { id: null, failed: true, since: null }, events: { [updated.id]: 'processed' } })
       await subscription.refresh()
       assert.isTrue(subscription.cancelAtPeriodEnd)
       const healthy = await ace.create(Status, [])
