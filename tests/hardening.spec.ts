@@ -541,3 +541,24 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10.20 | strings within Stripe's lengths [${dialect}]`, () => {
+    test('a phone over 20, a balance description over 350 or a meter name over 250 characters is refused before any request', async ({ assert }) => {
+      const { setupStripeApp } = await import('./helpers.ts')
+      const { normalizeConfig: normalize } = await import('../src/catalog/normalize_config.ts')
+      const world = await setupStripeApp(dialect)
+      const user = await User.create({ email: 'long@example.com', name: null })
+      await world.billing.for(user).stripeCustomerId()
+      const before = world.fake.requests.length
+      await assert.rejects(() => world.billing.for(user).updateStripeCustomer({ phone: '+1'.padEnd(21, '5') }), /phone must be at most 20 characters/)
+      await assert.rejects(() => world.billing.for(user).adjustBalance(-500, 'x'.repeat(351)), /description must be at most 350 characters/)
+      assert.equal(world.fake.requests.length, before, 'nothing reached Stripe')
+      await world.billing.for(user).updateStripeCustomer({ phone: '+1'.padEnd(20, '5') })
+      await world.billing.for(user).adjustBalance(-500, 'x'.repeat(350))
+      const catalog = testCatalog()
+      catalog.meters!.api_calls.name = 'n'.repeat(251)
+      assert.throws(() => normalize(catalog), /meters\.api_calls\.name.*at most 250/)
+    })
+  })
+}

@@ -8,6 +8,7 @@
  */
 
 import { KEY_ID } from '../audit/audit_key.ts'
+import { STRIPE_MAX_LENGTH } from '../stripe/stripe_limits.ts'
 import { InvalidConfigException } from '../errors.ts'
 import { usageIntervals, usageLookupKey } from './catalog.ts'
 import type {
@@ -141,6 +142,7 @@ function normalizeMeters(input: unknown) {
     const meter = record(definition, key)
     checkKeys(meter, key, ['name', 'eventName', 'unit', 'aggregation', 'uniqueProperty'])
     if (typeof meter.name !== 'string' || !meter.name) fail(`${key}.name`, 'is required')
+    if (meter.name.length > STRIPE_MAX_LENGTH.meterDisplayName) fail(`${key}.name`, `must be at most ${STRIPE_MAX_LENGTH.meterDisplayName} characters (the Stripe meter's display_name)`)
     const aggregation = oneOf(meter.aggregation, `${key}.aggregation`, AGGREGATIONS, '' as any)
     if (!aggregation) fail(`${key}.aggregation`, `is required (one of ${AGGREGATIONS.join(', ')})`)
     if (aggregation === 'unique_count' && typeof meter.uniqueProperty !== 'string') {

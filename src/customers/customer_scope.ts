@@ -25,6 +25,7 @@ import { billableIdentity, type BillableRow } from '../mixins/billable.ts'
 import { FeatureNotIncludedException, IdempotencyConflictException, InvalidArgumentException, NotBillableException, PaymentRequiredException, QuotaExceededException } from '../errors.ts'
 import { textProblem } from '../usage/usage_input.ts'
 import { randomUUID } from 'node:crypto'
+import { STRIPE_MAX_LENGTH, assertStripeLength } from '../stripe/stripe_limits.ts'
 import { recordUsageEvent } from '../usage/record_usage.ts'
 import { meterValue } from '../usage/meter_reading.ts'
 import { SCALE, fixedText, roundHalfUp } from '../usage/decimal.ts'
@@ -411,6 +412,7 @@ export class CustomerScope {
    */
   async adjustBalance(amount: number, description: string) {
     if (!Number.isSafeInteger(amount) || amount === 0) throw new InvalidArgumentException('Balance adjustments are non-zero integers in minor units')
+    assertStripeLength(description, STRIPE_MAX_LENGTH.balanceTransactionDescription, 'description')
     const params = { amount, currency: this.#manager.config.currency, description }
     return updateStripeCustomer(this.#manager, await this.customer(), 'customer.balance_adjusted', (stripe, id, key) =>
       stripe.customers.createBalanceTransaction(id, params, key('customer.balance_adjusted', params))

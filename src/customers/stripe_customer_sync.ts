@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { STRIPE_MAX_LENGTH, assertStripeLength } from '../stripe/stripe_limits.ts'
 import type { Stripe } from 'stripe'
 import { DateTime } from 'luxon'
 import Customer from '../models/customer.ts'
@@ -38,7 +39,17 @@ export interface StripeCustomerDetails {
   metadata?: Record<string, string>
 }
 
+/**
+ * Customer details longer than Stripe accepts are refused before any request
+ */
+function assertDetailLengths(details: StripeCustomerDetails) {
+  assertStripeLength(details.phone, STRIPE_MAX_LENGTH.customerPhone, 'phone')
+  assertStripeLength(details.name, STRIPE_MAX_LENGTH.customerName, 'name')
+  assertStripeLength(details.email, STRIPE_MAX_LENGTH.customerEmail, 'email')
+}
+
 function customerParams(customer: Customer, details: StripeCustomerDetails): Stripe.CustomerCreateParams {
+  assertDetailLengths(details)
   return {
     email: details.email ?? customer.email ?? undefined,
     name: details.name ?? customer.name ?? undefined,
@@ -207,6 +218,7 @@ export async function updateStripeCustomer(
  * Customer detail parameters for Stripe.
  */
 export function detailParams(details: StripeCustomerDetails): Stripe.CustomerUpdateParams {
+  assertDetailLengths(details)
   return {
     ...(details.email !== undefined ? { email: details.email ?? '' } : {}),
     ...(details.name !== undefined ? { name: details.name ?? '' } : {}),
