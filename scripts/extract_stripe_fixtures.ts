@@ -229,14 +229,21 @@ function writeParamsSchema() {
     if (Array.isArray(a) && Array.isArray(b)) return [...new Set([...a, ...b])]
     return 0
   }
+  // (merging two object nodes keeps the `$r` of either: the union accepts what both require)
 
   /**
-   * 0 scalar, 'b' boolean, string[] closed enum, 1 free-form hash, object nested parameters.
+   * 0 scalar, 'b' boolean, string[] closed enum, 1 free-form hash, object nested parameters. Modifiers
+   * (keys that are never parameter names): `$r` the required children of an object, `$a` an array of
+   * the node, `$e` may be sent as '' (the SDK's `Emptyable`: unsets it). A non-object node with a
+   * modifier is wrapped as `{ $n: node, ... }`.
    */
   function nodeFor(type: ts.Type, depth: number): ParamNode {
     if (depth > 12) return 1
     const parts = type.isUnion() ? type.types : [type]
     let objectNode: ParamNode | undefined
+    let arrayNode: ParamNode | undefined
+    let nonArray = false
+    let emptyable = false
     const literals: string[] = []
     let openScalar = false
     let booleans = 0
@@ -244,32 +251,35 @@ function writeParamsSchema() {
       if (part.flags & NOTHING) continue
       if (part.flags & ts.TypeFlags.BooleanLiteral || part.flags & ts.TypeFlags.Boolean) {
         booleans++
+        nonArray = true
         continue
       }
       if (part.flags & ts.TypeFlags.StringLiteral) {
         const value = (part as ts.StringLiteralType).value
         if (value !== '') literals.push(value)
+        else emptyable = true
+        if (value !== '') nonArray = true
         continue
       }
       if (part.flags & SCALAR) {
         openScalar = true
+        nonArray = true
         continue
       }
       if (part.isIntersection() && part.types.some((t) => t.flags & SCALAR)) {
         // `OtherString` (string & Record<never, never>): the SDK keeps its enums open, the fake
         // validates against the values this SDK knows.
         if (!parts.some((t) => t.flags & ts.TypeFlags.StringLiteral)) openScalar = true
+        nonArray = true
         continue
       }
       if (checker.isArrayType(part) || checker.isTupleType(part)) {
         const [element] = checker.getTypeArguments(part as ts.TypeReference)
-        const child = nodeFor(element, depth + 1)
-        if (typeof child === 'object' && !Array.isArray(child)) objectNode = merge(objectNode, child)
-        else if (child === 1) objectNode = merge(objectNode, 1)
-        else openScalar = true
+        arrayNode = arrayNode === undefined ? nodeFor(element, depth + 1) : merge(arrayNode, nodeFor(element, depth + 1))
         continue
       }
       if (part.flags & ts.TypeFlags.Object || part.isIntersection()) {
+        nonArray = true
         const names = [part.getSymbol()?.getName(), part.aliasSymbol?.getName()]
         if (part.isIntersection()) names.push(...part.types.map((t) => t.getSymbol()?.getName()))
         if (names.some((n) => n && ['Date', 'Decimal', 'DecimalImpl', 'Buffer', 'Uint8Array'].includes(n))) {
@@ -283,17 +293,36 @@ function writeParamsSchema() {
           continue
         }
         const node: Record<string, ParamNode> = {}
-        for (const prop of props) node[prop.getName()] = nodeFor(checker.getTypeOfSymbol(prop), depth + 1)
+        const required: string[] = []
+        for (const prop of props) {
+          node[prop.getName()] = nodeFor(checker.getTypeOfSymbol(prop), depth + 1)
+          if (!(prop.flags & ts.SymbolFlags.Optional)) required.push(prop.getName())
+        }
+        if (required.length) node.$r = required.sort()
         objectNode = merge(objectNode, node)
         continue
       }
       openScalar = true
+      nonArray = true
     }
-    if (objectNode !== undefined) return objectNode
-    if (openScalar) return 0
-    if (literals.length && !booleans) return literals.sort()
-    if (booleans && !literals.length) return 'b'
-    return 0
+    let base: ParamNode
+    if (objectNode !== undefined) base = objectNode
+    else if (openScalar) base = 0
+    else if (literals.length && !booleans) base = literals.sort()
+    else if (booleans && !literals.length) base = 'b'
+    else base = 0
+    /**
+     * Only an array: the node is its element, marked as an array
+     */
+    const onlyArray = arrayNode !== undefined && !nonArray
+    if (onlyArray) base = arrayNode!
+    else if (arrayNode !== undefined) base = merge(base, arrayNode)
+    if (!onlyArray && !emptyable) return base
+    const flags: Record<string, ParamNode> = {}
+    if (onlyArray) flags.$a = 1
+    if (emptyable) flags.$e = 1
+    if (typeof base === 'object' && !Array.isArray(base)) return { ...(base as Record<string, ParamNode>), ...flags }
+    return { $n: base, ...flags }
   }
 
   const schema: Record<string, { required: string[]; params: Record<string, ParamNode> }> = {}
@@ -317,7 +346,8 @@ function writeParamsSchema() {
   const body = [
     banner(
       `Source: the parameter types of the \`stripe\` npm package ${sdkVersion} (MIT, (c) Stripe, Inc.).\n` +
-        ' * Node: 0 any scalar, "b" boolean, string[] closed enum, 1 free-form hash (metadata), object nested params.'
+        ' * Node: 0 any scalar, "b" boolean, string[] closed enum, 1 free-form hash (metadata), object nested params;\n' +
+        ' * modifiers: $r required children, $a array of the node, $e may be \'\' (unset), $n the node they wrap.'
     ),
     `/**\n * One node of a parameter tree.\n */`,
     `export type ParamNode = 0 | 1 | 'b' | readonly string[] | { readonly [key: string]: ParamNode }`,

@@ -1754,3 +1754,67 @@ test.group('StripeFake | webhook signatures and delivery', (group) => {
     }
   })
 })
+
+test.group('StripeFake | as strict as Stripe (#10.21)', (group) => {
+  let fake: StripeFake
+  group.each.setup(async () => {
+    fake = await StripeFake.start()
+    return () => fake.close()
+  })
+
+  test('refuses what Stripe refuses: the wrong shape, unknown enum values, nested metadata, missing nested parameters, "" where nothing can be unset', async ({ assert }) => {
+    const stripe = client(fake)
+    const product = await stripe.products.create({ name: 'P' })
+    const customer = await stripe.customers.create({ email: 'a@example.com' })
+    const refused = async (call: Promise<unknown>, pattern: RegExp, param?: string) => {
+      const error = await rejection(call)
+      assert.equal(error.type, 'StripeInvalidRequestError', String(error.message))
+      assert.match(error.message, pattern)
+      if (param) assert.equal(error.param, param)
+    }
+    await refused(stripe.prices.list({ lookup_keys: 'pro_month' as any }), /Invalid array/, 'lookup_keys')
+    await refused(
+      stripe.checkout.sessions.create({ mode: 'setup', customer: customer.id, currency: 'usd', success_url: 'https://x.test', excluded_payment_method_types: ['card', 'teleport' as any] }),
+      /must be one of/,
+      'excluded_payment_method_types[1]'
+    )
+    await refused(stripe.customers.create({ metadata: { plan: { nested: 'x' } as any } }), /metadata values must be strings/, 'metadata[plan]')
+    await refused(stripe.customers.create({ metadata: { ['k'.repeat(41)]: 'v' } }), /keys must be at most 40/)
+    await refused(stripe.customers.create({ metadata: { k: 'v'.repeat(501) } }), /values must be at most 500/)
+    await refused(
+      stripe.prices.create({ product: product.id, currency: 'usd', unit_amount: 100, transform_quantity: { divide_by: 10 } as any }),
+      /Missing required param: transform_quantity\[round\]/,
+      'transform_quantity[round]'
+    )
+    await refused(
+      stripe.subscriptions.create({ customer: customer.id, items: [{ price_data: { currency: 'usd', product: product.id } as any }] }),
+      /Missing required param: items\[0\]\[price_data\]\[recurring\]/
+    )
+    await refused(stripe.subscriptions.create({ customer: customer.id, items: [{ price: 'price_x' }], payment_behavior: '' as any }), /cannot be unset/, 'payment_behavior')
+    /**
+     * Emptyable parameters and plain strings take ''
+     */
+    await stripe.customers.update(customer.id, { tax_exempt: '', description: '', metadata: '' })
+  })
+
+  test('refuses more than 10 lookup keys, strings over Stripe\'s lengths and idempotency keys over 255 characters', async ({ assert }) => {
+    const stripe = client(fake)
+    const keys = Array.from({ length: 11 }, (_, index) => `key_${index}`)
+    assert.match((await rejection(stripe.prices.list({ lookup_keys: keys }))).message, /at most 10 items/)
+    await stripe.prices.list({ lookup_keys: keys.slice(0, 10) })
+    assert.match((await rejection(stripe.customers.create({ phone: '5'.repeat(21) }))).message, /phone: must be at most 20 characters/)
+    assert.match((await rejection(stripe.customers.create({ description: 'd'.repeat(5001) }))).message, /must be at most 5000 characters/)
+    const customer = await stripe.customers.create({ phone: '5'.repeat(20) })
+    assert.match(
+      (await rejection(stripe.customers.createBalanceTransaction(customer.id, { amount: -100, currency: 'usd', description: 'x'.repeat(351) }))).message,
+      /description: must be at most 350/
+    )
+    assert.match(
+      (await rejection(stripe.billing.meters.create({ display_name: 'm'.repeat(251), event_name: 'm', default_aggregation: { formula: 'sum' } }))).message,
+      /display_name: must be at most 250/
+    )
+    const tooLong = await rejection(stripe.customers.create({ email: 'k@example.com' }, { idempotencyKey: 'k'.repeat(256) }))
+    assert.match(tooLong.message, /idempotency key: it must be at most 255 characters/)
+    await stripe.customers.create({ email: 'k@example.com' }, { idempotencyKey: 'k'.repeat(255) })
+  })
+})

@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { MAX_IDEMPOTENCY_KEY_LENGTH, PARAM_LIMITS } from './param_limits.ts'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type Stripe from 'stripe'
@@ -685,6 +686,13 @@ export class StripeFake {
       )
     }
 
+    if (idempotencyKey !== null && idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+      return sendError(
+        invalidRequest(`Invalid idempotency key: it must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters long (it is ${idempotencyKey.length}).`, {
+          param: 'Idempotency-Key',
+        })
+      )
+    }
     const cacheKey = method === 'POST' && idempotencyKey ? `${apiKey}\u0000${idempotencyKey}` : null
     const fingerprint = JSON.stringify([method, path, record.params])
     if (cacheKey) {
@@ -713,7 +721,7 @@ export class StripeFake {
       if (route.schema) {
         const schema = PARAMS[route.schema]
         if (!schema) throw new Error(`StripeFake: no parameter schema ${route.schema}`)
-        validateParams(record.params, schema)
+        validateParams(record.params, schema, [], PARAM_LIMITS[route.schema])
       }
       const result = route.handler({ method, path, params: record.params, ids, requestId, idempotencyKey })
       body = JSON.stringify(this.#engine.expand(result, record.params.expand), null, 2)
