@@ -62,7 +62,7 @@ for (const dialect of DIALECTS) {
       const me = await fetch(`${url}/billing/v1/me/usage?meter=api_calls&granularity=day`, { headers: { 'x-test-user': String(user.id), accept: 'application/json' } })
       assert.equal(me.status, 200)
       const usage = (await me.json()) as any
-      assert.equal(usage.total, 6)
+      assert.strictEqual(usage.total, '6', 'exact decimal text')
       assert.equal(usage.series.reduce((sum: number, bucket: any) => sum + bucket.events, 0), 3)
       const badMeter = await fetch(`${url}/billing/v1/me/usage?meter=nope`, { headers: { 'x-test-user': String(user.id), accept: 'application/json' } })
       assert.equal(badMeter.status, 422)

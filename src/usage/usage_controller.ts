@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { fixedOf, fixedText } from './decimal.ts'
 import { DateTime } from 'luxon'
 import type { HttpContext } from '@adonisjs/core/http'
 import Customer from '../models/customer.ts'
@@ -211,22 +212,28 @@ export async function myUsage(ctx: HttpContext) {
         .orderBy('bucket')
         .select('bucket', 'sum', 'count')
     : []
-  const buckets = new Map<string, { quantity: number; events: number }>()
+  /**
+   * Exact decimals, sent as decimal strings (a JSON number would round `0.1 + 0.2`)
+   */
+  const buckets = new Map<string, { quantity: bigint; events: number }>()
+  let total = 0n
   for (const row of rows) {
     const at = fromDbDateTime(row.bucket)!.startOf(granularity)
     const key = at.toISO()!
-    const bucket = buckets.get(key) ?? { quantity: 0, events: 0 }
-    bucket.quantity += Number(row.sum)
+    const bucket = buckets.get(key) ?? { quantity: 0n, events: 0 }
+    const quantity = fixedOf(row.sum, 'sum')
+    bucket.quantity += quantity
+    total += quantity
     bucket.events += Number(row.count)
     buckets.set(key, bucket)
   }
-  const series = [...buckets.entries()].map(([start, bucket]) => ({ start, ...bucket }))
+  const series = [...buckets.entries()].map(([start, bucket]) => ({ start, quantity: fixedText(bucket.quantity), events: bucket.events }))
   return ctx.response.ok({
     meter,
     granularity,
     from: from.toISO(),
     to: to.toISO(),
-    total: series.reduce((sum, bucket) => sum + bucket.quantity, 0),
+    total: fixedText(total),
     series,
   })
 }
