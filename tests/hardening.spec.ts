@@ -393,14 +393,25 @@ for (const dialect of DIALECTS) {
       assert.lengthOf(sessions(running.fake), 1)
 
       const next = await User.create({ email: 'next@example.com', name: null })
+      /**
+       * The host's checkout route, over real HTTP
+       */
+      const { url } = await serve(running.app, (router) => {
+        router.post('/checkout', async (ctx: any) => ctx.response.ok(await running.billing.for(next).checkout('pro', urls)))
+      })
       await syncElsewhere(running, 3900)
+      const response = await fetch(`${url}/checkout`, { method: 'POST', headers: { accept: 'application/json' } })
+      assert.equal(response.status, 503)
+      const problem = (await response.json()) as any
+      assert.equal(problem.code, 'E_BILLING_PRICE_MISMATCH', JSON.stringify(problem))
+      assert.notInclude(JSON.stringify(problem), 'inactive')
       const error = await running.billing
         .for(next)
         .checkout('pro', urls)
         .then(() => null, (caught) => caught)
       assert.equal(error?.code, 'E_BILLING_PRICE_MISMATCH', String(error?.message))
       assert.match(error.message, /amount 3900 → 2900/)
-      assert.lengthOf(sessions(running.fake), 2, 'one rejected attempt with the archived price, no retry at the wrong one')
+      assert.lengthOf(sessions(running.fake), 2, 'one rejected request with the archived price, then none: the mismatch is known without asking Stripe to sell it')
 
       /**
        * A server on the catalog Stripe now has sells at once, with the price it resolved fresh
