@@ -526,7 +526,7 @@ const STEPS: Step[] = [
         ])
       )
       say('')
-      say(dim('Each hash is SHA-256 over the previous hash and the hash of the row content; ↳ marks a prev_hash equal to the row above.'))
+      say(dim('Each hash is an HMAC-SHA256, keyed from the app key (never stored), over the previous hash and the row content hash; ↳ marks a prev_hash equal to the row above.'))
       for (const row of rows) {
         if (row.action === 'customer.created' && row.actorType !== 'user') {
           throw new DemoError(`audit row #${row.id} was recorded as ${row.actorType}, not as the signed-in user`)
@@ -547,6 +547,13 @@ const STEPS: Step[] = [
       const target = rows[0]
       say('')
       say(`Simulated tampering: ${bold(`UPDATE billing_audit_logs SET actor_id = '999' WHERE id = ${target.id}`)}`)
+      try {
+        db.prepare('update billing_audit_logs set actor_id = ? where id = ?').run('999', target.id)
+      } catch (error: any) {
+        say(`  ${green('refused by the database:')} ${error.message}`)
+      }
+      say(`As the tables' owner: ${bold('DROP TRIGGER billing_audit_append_only_update')}, then the same UPDATE`)
+      db.exec('drop trigger billing_audit_append_only_update')
       try {
         db.prepare('update billing_audit_logs set actor_id = ? where id = ?').run('999', target.id)
         const tampered = await ace(demo, ['billing:audit:verify'])
