@@ -573,3 +573,64 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10.14 | keyed audit upgrade [${dialect}]`, () => {
+    test('an install with an unkeyed chain gains key_id, the personal data table and the guards; its old rows verify as the prefix', async ({ assert }) => {
+      const { dropAuditGuards } = await import('./audit_helpers.ts')
+      const { contentHash, chainHash, GENESIS_HASH } = await import('../src/audit/audit_trail.ts')
+      const world = await setupApp(dialect)
+      const db = world.db.connection()
+      /**
+       * The schema as it was: no key_id, no personal data table, no guards, the unkeyed seal
+       */
+      await dropAuditGuards(world.db, dialect)
+      if (dialect === 'pg') await db.rawQuery('alter table billing_audit_logs disable trigger billing_audit_seal')
+      await db.schema.dropTable('billing_audit_personal_data')
+      await db.schema.alterTable('billing_audit_logs', (table) => table.dropColumn('key_id'))
+      let prev = GENESIS_HASH
+      for (let seq = 1; seq <= 2; seq++) {
+        const occurredAt = DateTime.utc().startOf('second')
+        const content = { occurredAt, actorType: 'system', actorId: null, action: `legacy.${seq}`, subjectType: null, subjectId: null, customerId: null, before: null, after: null, metadata: null, requestId: null, eventId: null }
+        const hashed = contentHash(content as any)
+        const hash = chainHash(prev, hashed)
+        await db.table('billing_audit_logs').insert({ occurred_at: occurredAt.toISO(), actor_type: 'system', action: `legacy.${seq}`, content_hash: hashed, seq, prev_hash: prev, hash })
+        prev = hash
+      }
+      await db.from('billing_audit_head').where('id', 1).update({ hash: prev, rows: 2 })
+      if (dialect === 'pg') await db.rawQuery('alter table billing_audit_logs enable trigger billing_audit_seal')
+
+      await db.from('adonis_schema').where('name', 'like', '%make_billing_audit_keyed%').delete()
+      const { MigrationRunner } = await import('@adonisjs/lucid/migration')
+      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+      await runner.run()
+      assert.equal(runner.status, 'completed', String(runner.error))
+      assert.isTrue(await db.schema.hasColumn('billing_audit_logs', 'key_id'))
+      assert.isTrue(await db.schema.hasTable('billing_audit_personal_data'))
+
+      await world.billing.audit.record({ action: 'keyed.1' })
+      await world.billing.audit.record({ action: 'keyed.2' })
+      assert.deepEqual((await AuditLog.query().orderBy('seq')).map((row) => [row.action, row.keyId]), [
+        ['legacy.1', null],
+        ['legacy.2', null],
+        ['keyed.1', 'app'],
+        ['keyed.2', 'app'],
+      ])
+      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 4 })
+      await assert.rejects(() => db.from('billing_audit_logs').where('seq', 1).delete(), /append-only/)
+
+      if (dialect === 'sqlite') {
+        /**
+         * An unkeyed row after keyed ones is a forgery, even with a correct unkeyed link and head
+         */
+        const last = await AuditLog.query().orderBy('seq', 'desc').firstOrFail()
+        const occurredAt = DateTime.utc().startOf('second')
+        const content = { occurredAt, actorType: 'system', actorId: null, action: 'forged', subjectType: null, subjectId: null, customerId: null, before: null, after: null, metadata: null, requestId: null, eventId: null }
+        const hashed = contentHash(content as any)
+        const [inserted] = await db.table('billing_audit_logs').insert({ occurred_at: occurredAt.toISO(), actor_type: 'system', action: 'forged', content_hash: hashed, seq: 5, prev_hash: last.hash, hash: chainHash(last.hash!, hashed) }).returning('id')
+        await db.from('billing_audit_head').where('id', 1).update({ hash: chainHash(last.hash!, hashed), rows: 5 })
+        assert.deepEqual(await world.billing.audit.verify(), { ok: false, checked: 4, brokenAt: Number(typeof inserted === 'object' ? inserted.id : inserted), reason: 'hash_mismatch' })
+      }
+    })
+  })
+}
