@@ -634,3 +634,22 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+test.group('hardening #10.13 | the one price rule (review findings)', () => {
+  test('a per-unit price that still divides its quantity is not the catalog price; decimals compare canonically', async ({ assert }) => {
+    const { priceChanges } = await import('../src/catalog/price_params.ts')
+    const live = {
+      currency: 'usd',
+      recurring: { interval: 'month', interval_count: 1, usage_type: 'metered' },
+      tax_behavior: 'exclusive',
+      billing_scheme: 'per_unit',
+      unit_amount: null,
+      unit_amount_decimal: '7.5',
+      transform_quantity: { divide_by: 1000, round: 'up' },
+      product: 'prod_1',
+    } as any
+    const wanted = { currency: 'usd', recurring: { interval: 'month', interval_count: 1, usage_type: 'metered' }, tax_behavior: 'exclusive', billing_scheme: 'per_unit', unit_amount_decimal: '007.50' } as any
+    assert.deepEqual(priceChanges(live, wanted, null), ['package {"divide_by":1000,"round":"up"} → null'])
+    assert.deepEqual(priceChanges({ ...live, transform_quantity: null }, wanted, null), [])
+  })
+})

@@ -212,6 +212,12 @@ for (const dialect of DIALECTS) {
       const subscription = await Subscription.findByOrFail('stripe_subscription_id', (created.data.object as any).id)
       assert.equal(subscription.customerId, unlinked.id)
       assert.equal(await w.billing.for(user).check('sso'), 'no_plan')
+      /**
+       * A detail change mirrored onto the unlinked customer: its personal data is audited under it
+       */
+      await w.stripe.customers.update(stripeCustomer.id, { name: 'Dee Unlinked' })
+      assert.equal((await w.deliver(w.fake.store.events('customer.updated').at(-1)!.id)).status, 200)
+      assert.isAbove(Number((await w.db.connection().from('billing_audit_personal_data').where('customer_id', unlinked.id).count('* as total'))[0].total), 0)
 
       assert.equal((await w.deliver(completed.id)).status, 200)
       await local.refresh()
@@ -223,6 +229,12 @@ for (const dialect of DIALECTS) {
       const link = await AuditLog.query().where('action', 'customer.linked').firstOrFail()
       assert.equal(link.customerId, local.id)
       assert.equal(link.after!.merged_unlinked_customer, unlinked.id)
+      /**
+       * Its personal data follows it: erasing the linked customer leaves none behind
+       */
+      assert.lengthOf(await w.db.connection().from('billing_audit_personal_data').where('customer_id', unlinked.id), 0)
+      await w.billing.audit.erasePersonalData(local.id)
+      assert.notInclude(JSON.stringify(await w.db.connection().from('billing_audit_personal_data').select('*')), 'Dee Unlinked')
 
       /**
        * Each event's transaction wrote several audit rows (batched with the processed mark on

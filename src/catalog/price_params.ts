@@ -9,6 +9,7 @@
 
 import type { Stripe } from 'stripe'
 import type { BillingInterval, ResolvedPlan, ResolvedRecurringPrice, ResolvedUsagePrice } from '../types.ts'
+import { fixedText, parseFixed } from '../usage/decimal.ts'
 import { baseUsageInterval, usageIntervals, usageLookupKey } from './catalog.ts'
 
 /**
@@ -74,10 +75,14 @@ function usagePriceParams(plan: ResolvedPlan, price: ResolvedUsagePrice, interva
   }
 }
 
+/**
+ * A decimal as canonical text (`'007.50'` and Stripe's `'7.5'` compare equal)
+ */
 function decimalString(value: unknown): string | null {
   if (value === null || value === undefined) return null
   const text = String(value)
-  return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text
+  const fixed = parseFixed(text)
+  return fixed === null ? text : fixedText(fixed)
 }
 
 /**
@@ -105,8 +110,12 @@ export function priceChanges(live: Stripe.Price, wanted: PriceParams, productId:
     compare('unit amount', decimalString(live.unit_amount_decimal ?? live.unit_amount), decimalString(wanted.unit_amount_decimal))
   } else {
     compare('amount', live.unit_amount, wanted.unit_amount)
-    compare('package', live.transform_quantity ?? null, wanted.transform_quantity ?? null)
   }
+  /**
+   * A package price divides the quantity; any other price must not (a per-unit price at the package's
+   * amount would bill 1000× too little)
+   */
+  compare('package', live.transform_quantity ?? null, wanted.transform_quantity ?? null)
   return changes
 }
 

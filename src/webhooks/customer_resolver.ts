@@ -18,7 +18,18 @@ import type { AuditActor } from '../types.ts'
 /**
  * Tables whose rows belong to a customer and follow it when an unlinked customer is linked.
  */
-const OWNED_TABLES = ['billing_subscriptions', 'billing_invoices', 'billing_usage_events', 'billing_usage_rollups', 'billing_usage_reports', 'billing_entitlement_grants']
+const OWNED_TABLES = [
+  'billing_subscriptions',
+  'billing_invoices',
+  'billing_usage_events',
+  'billing_usage_rollups',
+  'billing_usage_reports',
+  'billing_entitlement_grants',
+  /**
+   * Personal data of the unlinked customer's audit rows: erasing the linked customer erases it too
+   */
+  'billing_audit_personal_data',
+]
 
 async function lockedByStripeId(trx: TransactionClientContract, stripeCustomerId: string) {
   return Customer.query({ client: trx })
