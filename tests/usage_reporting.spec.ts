@@ -291,3 +291,36 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+test.group('usage reporting: one planner per customer and meter (review finding)', (group) => {
+  group.tap((t) => t.timeout(60_000))
+
+  test('a planner waits for the one holding the pair, then plans on what that one reported', async ({ assert }) => {
+    const w = await reportingWorld('pg')
+    await w.record(0.4, 'a', w.hour)
+    await w.record(0.2, 'b', w.hour.plus({ hours: 1 }))
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let locked!: () => void
+    const isLocked = new Promise<void>((resolve) => (locked = resolve))
+    const holder = w.billing.db().transaction(async (trx) => {
+      await trx.rawQuery('select pg_advisory_xact_lock(hashtext(?))', [`adonis-billing:plan:${w.customerId}:api_calls`])
+      locked()
+      await held
+    })
+    await isLocked
+    let planned: number | null = null
+    const planner = w.billing.usageReporter.plan().then((count) => (planned = count))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.isNull(planned, 'the planner waits for the lock')
+    release()
+    await holder
+    await planner
+    /**
+     * 0.4 + 0.2 rounds to 1: one report of 1 in all
+     */
+    assert.equal(planned, 1)
+    const reports = await UsageReport.all()
+    assert.deepEqual(reports.map((report) => report.quantity), ['1'])
+  })
+})

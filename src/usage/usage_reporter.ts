@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto'
 import { DateTime } from 'luxon'
 import type { BillingManager } from '../billing_manager.ts'
+import type { TransactionClientContract } from '@adonisjs/lucid/types/database'
 import { fromDbDateTime, toDbDateTime } from '../models/columns.ts'
 import debug from '../debug.ts'
 import { type MeterRef, meterValue, usageAggregate } from './meter_reading.ts'
@@ -79,7 +80,17 @@ export class UsageReporter {
       const customerId = Number(group[0].customer_id)
       const meter = group[0].meter as string
       try {
-        created += await this.#planMeter(customerId, { key: meter, ...meters[meter] }, group, { now, closedBefore })
+        /**
+         * One planner per customer and meter at a time, across workers: it reads what was reported,
+         * computes the budget and inserts inside one transaction holding a lock on that pair
+         * (PostgreSQL advisory lock; SQLite's write lock, taken first), so two planners can never
+         * each insert a delta the other already counted
+         */
+        created += await db.transaction(async (trx) => {
+          if (trx.dialect.name === 'postgres') await trx.rawQuery('select pg_advisory_xact_lock(hashtext(?))', [`adonis-billing:plan:${customerId}:${meter}`])
+          else await trx.rawQuery('update billing_usage_reports set id = id where 0')
+          return this.#planMeter(trx, customerId, { key: meter, ...meters[meter] }, group, { now, closedBefore })
+        })
         await db.from(REPORTS).where('identifier', blockedIdentifier(customerId, meter)).delete()
       } catch (error: any) {
         debug('usage reporter could not plan customer %d meter %s: %s', customerId, meter, error?.message)
@@ -127,9 +138,8 @@ export class UsageReporter {
    *   never a sum of per-window roundings;
    * - last, max and unique_count meters report the (period-to-date) value rounded half up.
    */
-  async #planMeter(customerId: number, meter: MeterRef, rollups: any[], window: { now: DateTime; closedBefore: DateTime }): Promise<number> {
-    const db = this.#manager.db()
-    const periods = await this.#periods(customerId)
+  async #planMeter(db: TransactionClientContract, customerId: number, meter: MeterRef, rollups: any[], window: { now: DateTime; closedBefore: DateTime }): Promise<number> {
+    const periods = await this.#periods(db, customerId)
     const periodOf = (at: DateTime) => periodContaining(periods, at)
 
     /**
@@ -258,9 +268,8 @@ export class UsageReporter {
   /**
    * The customer's known billing periods (its subscriptions' current periods), oldest first.
    */
-  async #periods(customerId: number): Promise<Array<{ start: DateTime; end: DateTime }>> {
-    const rows = await this.#manager
-      .db()
+  async #periods(db: TransactionClientContract, customerId: number): Promise<Array<{ start: DateTime; end: DateTime }>> {
+    const rows = await db
       .from('billing_subscriptions')
       .where('customer_id', customerId)
       .whereNotNull('current_period_start')
