@@ -526,7 +526,7 @@ const STEPS: Step[] = [
         ])
       )
       say('')
-      say(dim('Each hash is an HMAC-SHA256, keyed from the app key (never stored), over the previous hash and the row content hash; ↳ marks a prev_hash equal to the row above.'))
+      say(dim('Each hash is SHA-256 over the previous hash and the row content hash; every row also carries an HMAC chain keyed from the app key (never in the database). ↳ marks a prev_hash equal to the row above.'))
       for (const row of rows) {
         if (row.action === 'customer.created' && row.actorType !== 'user') {
           throw new DemoError(`audit row #${row.id} was recorded as ${row.actorType}, not as the signed-in user`)

@@ -96,7 +96,7 @@ export class BillingManager {
     this.audit = new AuditTrail(app, () => this.db(), emitter, () => {
       keyring ??= AuditKeyring.from({ keyId: config.audit.keyId, key: config.audit.key ?? appKeyText(app, 'to key the audit chain (or set audit.key)'), previousKeys: config.audit.previousKeys })
       return keyring
-    })
+    }, { legacyRows: config.audit.legacyRows })
 
     /**
      * Point every package model at the configured connection.

@@ -159,7 +159,13 @@ export interface BillingConfigInput {
    * Keys of the audit chain's HMAC (never stored in the database). `key` defaults to the app key;
    * rotate by giving a new `keyId` and `key` and moving the old one to `previousKeys`.
    */
-  audit?: { keyId?: string; key?: string | { release(): string }; previousKeys?: Record<string, string | { release(): string }> }
+  audit?: {
+    keyId?: string
+    key?: string | { release(): string }
+    previousKeys?: Record<string, string | { release(): string }>
+    /** Rows chained before the chain was keyed (an upgraded install): accepted without MACs, no more */
+    legacyRows?: number
+  }
   routes?: { prefix?: string }
   /**
    * `source: 'stripe'` takes boolean features from Stripe Entitlements (the customer's active
@@ -241,7 +247,7 @@ export interface ResolvedBillingConfig {
   webhooks: { tolerance: number; maxBodyBytes: number; refetch: boolean; allowUnsigned: boolean; retentionDays: number | null }
   routes: { prefix: string }
   entitlements: { source: 'catalog' | 'stripe'; redirectTo: string | null; cacheStore: string | null }
-  audit: { keyId: string; key: string | null; previousKeys: Record<string, string> }
+  audit: { keyId: string; key: string | null; previousKeys: Record<string, string>; legacyRows: number }
   usage: {
     reportEverySeconds: number | null
     transport: 'v2' | 'v1'

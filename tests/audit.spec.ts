@@ -5,7 +5,7 @@ import { headerAuth, serve } from './http.ts'
 import { User } from './fixtures/user.ts'
 import AuditLog from '../src/models/audit_log.ts'
 import { AuditTrail, GENESIS_HASH } from '../src/audit/audit_trail.ts'
-import { documentedChainHash, documentedContentHash, dropAuditGuards } from './audit_helpers.ts'
+import { documentedContentHash, documentedContentMac, documentedLinkHash, documentedMac, dropAuditGuards } from './audit_helpers.ts'
 import { actors } from '../index.ts'
 
 for (const dialect of DIALECTS) {
@@ -36,9 +36,14 @@ for (const dialect of DIALECTS) {
       assert.equal(stored.occurredAt.toMillis(), first.occurredAt.toMillis())
       assert.equal(stored.seq, 1)
       assert.equal(stored.keyId, 'app')
+      await billing.audit.seal()
+      let previousMac = GENESIS_HASH
       for (const row of await AuditLog.query().orderBy('seq')) {
         assert.equal(documentedContentHash(row), row.contentHash)
-        assert.equal(documentedChainHash(row), row.hash, `row ${row.seq}: the chain is the documented HMAC`)
+        assert.equal(documentedLinkHash(row), row.hash)
+        assert.equal(documentedContentMac(row), row.contentMac, `row ${row.seq}: the documented content MAC`)
+        assert.equal(documentedMac(row, previousMac), row.mac, `row ${row.seq}: the chain is the documented HMAC`)
+        previousMac = row.mac!
       }
       assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 3 })
     })
@@ -138,25 +143,30 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 2 })
     })
 
-    test('a row written around the package is reported (SQLite) or refused at commit (PostgreSQL, #10.14)', async ({ assert }) => {
+    test('a row written around the package is reported, even with a correct content hash (#10.14)', async ({ assert }) => {
       const { billing, db } = await setupApp(dialect)
       await billing.audit.record({ action: 'kept' })
-      const sneak = () =>
-        db
-          .table('billing_audit_logs')
-          .insert({ occurred_at: new Date().toISOString(), actor_type: 'system', action: 'sneaked', content_hash: '0'.repeat(64), key_id: 'app' })
-          .returning('id')
+      const kept = await AuditLog.query().firstOrFail()
+      /**
+       * A forger who computes the content hash right: only the key makes the content MAC
+       */
+      const occurredAt = DateTime.utc().startOf('second')
+      const forged = { occurredAt, actorType: 'system', actorId: null, action: 'sneaked', subjectType: null, subjectId: null, customerId: null, before: null, after: null, metadata: null, requestId: null, eventId: null }
+      const { contentHash } = await import('../src/audit/audit_trail.ts')
+      const [inserted] = await db
+        .table('billing_audit_logs')
+        .insert({ occurred_at: occurredAt.toISO(), actor_type: 'system', action: 'sneaked', content_hash: contentHash(forged as any), key_id: kept.keyId, content_mac: 'f'.repeat(64) })
+        .returning('id')
+      const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
       if (dialect === 'sqlite') {
-        const [inserted] = await sneak()
-        const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
         assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: id, reason: 'unsealed' })
       } else {
         /**
-         * The seal trigger has no key in that transaction: the insert never commits
+         * Linked by the trigger at commit, but never MACed: the app refuses to seal it
          */
-        await assert.rejects(() => sneak(), /written by the package only/)
-        assert.lengthOf(await AuditLog.all(), 1)
-        assert.deepEqual(await billing.audit.verify(), { ok: true, checked: 1 })
+        assert.equal((await AuditLog.findOrFail(id)).seq, 2)
+        assert.equal(await billing.audit.seal(), 0)
+        assert.deepEqual(await billing.audit.verify(), { ok: false, checked: 1, brokenAt: id, reason: 'hash_mismatch' })
       }
     })
 

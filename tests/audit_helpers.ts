@@ -4,9 +4,10 @@ import { canonicalJson } from '../src/audit/canonical_json.ts'
 
 /**
  * The documented formulas (docs/audit.md), computed here, not by the implementation: the content hash
- * is sha256 of the canonical JSON of the row's content columns; the chain hash is HMAC-SHA256, keyed by
- * HMAC-SHA256(app key, "adonis-billing:audit-key:v1"), of
- * "adonis-billing:audit:v2\n<key id>\n<seq>\n<prev_hash>\n<content_hash>".
+ * is sha256 of the canonical JSON of the row's content columns; the link is
+ * sha256(prev_hash + "\n" + content_hash); the key is HMAC-SHA256(app key, "adonis-billing:audit-key:v1");
+ * content_mac = HMAC(key, "adonis-billing:audit-content:v3\n<key id>\n<content_hash>") and
+ * mac = HMAC(key, "adonis-billing:audit:v3\n<key id>\n<seq>\n<previous mac>\n<hash>").
  */
 const APP_KEY = 'averylongrandom32charslongsecret'
 export function documentedContentHash(row: AuditLog): string {
@@ -26,9 +27,17 @@ export function documentedContentHash(row: AuditLog): string {
   }
   return createHash('sha256').update(canonicalJson(content)).digest('hex')
 }
-export function documentedChainHash(row: AuditLog, secret = APP_KEY): string {
-  const key = createHmac('sha256', secret).update('adonis-billing:audit-key:v1').digest()
-  return createHmac('sha256', key).update(`adonis-billing:audit:v2\n${row.keyId}\n${row.seq}\n${row.prevHash}\n${row.contentHash}`).digest('hex')
+export function documentedLinkHash(row: AuditLog): string {
+  return createHash('sha256').update(`${row.prevHash}\n${row.contentHash}`).digest('hex')
+}
+function auditKey(secret: string) {
+  return createHmac('sha256', secret).update('adonis-billing:audit-key:v1').digest()
+}
+export function documentedContentMac(row: AuditLog, secret = APP_KEY): string {
+  return createHmac('sha256', auditKey(secret)).update(`adonis-billing:audit-content:v3\n${row.keyId}\n${row.contentHash}`).digest('hex')
+}
+export function documentedMac(row: AuditLog, previousMac: string, secret = APP_KEY): string {
+  return createHmac('sha256', auditKey(secret)).update(`adonis-billing:audit:v3\n${row.keyId}\n${row.seq}\n${previousMac}\n${row.hash}`).digest('hex')
 }
 
 /**

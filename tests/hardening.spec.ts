@@ -587,7 +587,11 @@ for (const dialect of DIALECTS) {
       await dropAuditGuards(world.db, dialect)
       if (dialect === 'pg') await db.rawQuery('alter table billing_audit_logs disable trigger billing_audit_seal')
       await db.schema.dropTable('billing_audit_personal_data')
-      await db.schema.alterTable('billing_audit_logs', (table) => table.dropColumn('key_id'))
+      await db.schema.alterTable('billing_audit_logs', (table) => {
+        table.dropColumn('key_id')
+        table.dropColumn('content_mac')
+        table.dropColumn('mac')
+      })
       let prev = GENESIS_HASH
       for (let seq = 1; seq <= 2; seq++) {
         const occurredAt = DateTime.utc().startOf('second')
@@ -616,7 +620,14 @@ for (const dialect of DIALECTS) {
         ['keyed.1', 'app'],
         ['keyed.2', 'app'],
       ])
-      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 4 })
+      /**
+       * Unkeyed rows are accepted only as many as the config says (outside the database): else a
+       * writer could rewrite the whole chain as unkeyed rows
+       */
+      assert.deepInclude(await world.billing.audit.verify(), { ok: false, checked: 0, reason: 'unkeyed' })
+      const upgraded = await setupApp(dialect, { shareDatabaseWith: world, billing: testCatalog({ audit: { legacyRows: 2 } }) })
+      const upgradedResult = await upgraded.billing.audit.verify()
+      assert.deepEqual(upgradedResult, { ok: true, checked: 4 }, JSON.stringify(upgradedResult))
       await assert.rejects(() => db.from('billing_audit_logs').where('seq', 1).delete(), /append-only/)
 
       if (dialect === 'sqlite') {
@@ -629,7 +640,7 @@ for (const dialect of DIALECTS) {
         const hashed = contentHash(content as any)
         const [inserted] = await db.table('billing_audit_logs').insert({ occurred_at: occurredAt.toISO(), actor_type: 'system', action: 'forged', content_hash: hashed, seq: 5, prev_hash: last.hash, hash: chainHash(last.hash!, hashed) }).returning('id')
         await db.from('billing_audit_head').where('id', 1).update({ hash: chainHash(last.hash!, hashed), rows: 5 })
-        assert.deepEqual(await world.billing.audit.verify(), { ok: false, checked: 4, brokenAt: Number(typeof inserted === 'object' ? inserted.id : inserted), reason: 'hash_mismatch' })
+        assert.deepEqual(await upgraded.billing.audit.verify(), { ok: false, checked: 4, brokenAt: Number(typeof inserted === 'object' ? inserted.id : inserted), reason: 'unkeyed' })
       }
     })
   })
@@ -653,3 +664,50 @@ test.group('hardening #10.13 | the one price rule (review findings)', () => {
     assert.deepEqual(priceChanges({ ...live, transform_quantity: null }, wanted, null), [])
   })
 })
+
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10.14 | review findings: downgrade, retired key, rows beyond the head [${dialect}]`, (group) => {
+    group.tap((t) => t.timeout(60_000))
+
+    test('rewriting the whole chain as unkeyed rows is caught (no legacy prefix configured)', async ({ assert }) => {
+      const { dropAuditGuards } = await import('./audit_helpers.ts')
+      const world = await setupApp(dialect)
+      for (let i = 0; i < 3; i++) await world.billing.audit.record({ action: 'x', metadata: { i } })
+      await world.billing.audit.seal()
+      await dropAuditGuards(world.db, dialect)
+      await world.db.connection().from('billing_audit_logs').update({ key_id: null, content_mac: null, mac: null })
+      assert.deepInclude(await world.billing.audit.verify(), { ok: false, checked: 0, reason: 'unkeyed' })
+    })
+
+    test('a retired key signs nothing after the rotation', async ({ assert }) => {
+      const rotatedConfig = { audit: { keyId: 'k2026', key: 'a-new-audit-secret-of-some-length', previousKeys: { app: 'averylongrandom32charslongsecret' } } }
+      const first = await setupApp(dialect)
+      await first.billing.audit.record({ action: 'under.app' })
+      const rotated = await setupApp(dialect, { shareDatabaseWith: first, billing: testCatalog(rotatedConfig) })
+      await rotated.billing.audit.record({ action: 'under.k2026' })
+      assert.deepEqual(await rotated.billing.audit.verify(), { ok: true, checked: 2 })
+      /**
+       * Someone holding the old key appends under it
+       */
+      const stale = await setupApp(dialect, { shareDatabaseWith: first })
+      await stale.billing.audit.record({ action: 'under.app.again' })
+      const check = await setupApp(dialect, { shareDatabaseWith: first, billing: testCatalog(rotatedConfig) })
+      assert.deepInclude(await check.billing.audit.verify(), { ok: false, checked: 2, reason: 'retired_key' })
+    })
+
+    test('a row placed beyond the head is reported', async ({ assert }) => {
+      const { dropAuditGuards } = await import('./audit_helpers.ts')
+      const world = await setupApp(dialect)
+      await world.billing.audit.record({ action: 'kept' })
+      const kept = await AuditLog.query().firstOrFail()
+      await dropAuditGuards(world.db, dialect)
+      const db = world.db.connection()
+      if (dialect === 'pg') await db.rawQuery('alter table billing_audit_logs disable trigger billing_audit_seal')
+      const [inserted] = await db
+        .table('billing_audit_logs')
+        .insert({ occurred_at: new Date().toISOString(), actor_type: 'system', action: 'far', content_hash: kept.contentHash, key_id: 'app', seq: 1_000_000_000, prev_hash: 'a'.repeat(64), hash: 'b'.repeat(64) })
+        .returning('id')
+      assert.deepEqual(await world.billing.audit.verify(), { ok: false, checked: 1, brokenAt: Number(typeof inserted === 'object' ? inserted.id : inserted), reason: 'chain_break' })
+    })
+  })
+}

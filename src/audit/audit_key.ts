@@ -13,7 +13,8 @@ import { InvalidConfigException } from '../errors.ts'
 /**
  * Label of the chain MAC: the version of the formula, first in every MACed message.
  */
-const CHAIN_LABEL = 'adonis-billing:audit:v2'
+const CHAIN_LABEL = 'adonis-billing:audit:v3'
+const CONTENT_LABEL = 'adonis-billing:audit-content:v3'
 const CHECKPOINT_LABEL = 'adonis-billing:audit-checkpoint:v1'
 
 /**
@@ -51,24 +52,31 @@ export class AuditKeyring {
   }
 
   /**
-   * The chain MAC of a row: HMAC-SHA256 over its key id, place, predecessor and content hash.
+   * Order of the keys along the chain: previous keys in the order given, the current one last. A row
+   * may not name a key that precedes one an earlier row named (a retired key signs nothing new).
    */
-  chainMac(keyId: string, seq: number, prevHash: string, contentHash: string): string | null {
-    const key = this.key(keyId)
-    if (!key) return null
-    return createHmac('sha256', key).update(chainMessage(keyId, seq, prevHash, contentHash)).digest('hex')
+  rank(keyId: string): number {
+    return [...this.#keys.keys()].indexOf(keyId)
   }
 
   /**
-   * What the PostgreSQL seal trigger MACs with, for this transaction only (`set_config(…, true)`):
-   * `<key id>:<key ⊕ ipad>:<key ⊕ opad>` in hex, so the trigger computes HMAC-SHA256 with two
-   * `sha256()` calls. Sent as a bound parameter, never stored.
+   * The MAC a row's content gets when the package writes it: proves the row came from the package
+   * (a row inserted around it cannot have one). Null for an unknown key id.
    */
-  sealSetting(): string {
-    const block = Buffer.alloc(64)
-    this.key(this.currentId)!.copy(block)
-    const pad = (byte: number) => Buffer.from(block.map((value) => value ^ byte)).toString('hex')
-    return `${this.currentId}:${pad(0x36)}:${pad(0x5c)}`
+  contentMac(keyId: string, contentHash: string): string | null {
+    const key = this.key(keyId)
+    if (!key) return null
+    return createHmac('sha256', key).update(`${CONTENT_LABEL}\n${keyId}\n${contentHash}`).digest('hex')
+  }
+
+  /**
+   * The keyed chain: HMAC-SHA256 over the row's key id, place, the previous row's MAC and the row's
+   * link hash. Computed in the app only: the key never reaches the database.
+   */
+  chainMac(keyId: string, seq: number, prevMac: string, hash: string): string | null {
+    const key = this.key(keyId)
+    if (!key) return null
+    return createHmac('sha256', key).update(chainMessage(keyId, seq, prevMac, hash)).digest('hex')
   }
 
   /**
@@ -107,10 +115,10 @@ function derive(secret: string): Buffer {
 }
 
 /**
- * The MACed message of a row (the PostgreSQL trigger builds the same text).
+ * The MACed message of a row's place in the keyed chain.
  */
-export function chainMessage(keyId: string, seq: number, prevHash: string, contentHash: string): string {
-  return `${CHAIN_LABEL}\n${keyId}\n${seq}\n${prevHash}\n${contentHash}`
+export function chainMessage(keyId: string, seq: number, prevMac: string, hash: string): string {
+  return `${CHAIN_LABEL}\n${keyId}\n${seq}\n${prevMac}\n${hash}`
 }
 
 function checkpointMessage(checkpoint: { seq: number; hash: string; at: string; keyId: string }): string {
@@ -118,8 +126,9 @@ function checkpointMessage(checkpoint: { seq: number; hash: string; at: string; 
 }
 
 /**
- * The unkeyed link of rows written before the chain was keyed (`key_id` null): sha256 of
- * `prevHash + "\n" + contentHash`. Accepted only before the first keyed row.
+ * The unkeyed link of every row (`hash`): sha256 of `prevHash + "\n" + contentHash`, computed by the
+ * database on PostgreSQL (at commit) and inline on SQLite. It orders the rows and makes forks
+ * impossible; the keyed `mac` chain over it makes edits evident.
  */
 export function legacyChainHash(prevHash: string, contentHashHex: string): string {
   return createHash('sha256').update(prevHash).update('\n').update(contentHashHex).digest('hex')

@@ -105,15 +105,17 @@ export interface AuditVerification {
   /** id of the first row that does not verify (absent for `head_mismatch`, `head_missing`, `checkpoint_*`) */
   brokenAt?: number
   /**
-   * `hash_mismatch`: a row's content was edited; `chain_break`: a row was removed or inserted;
+   * `hash_mismatch`: a row's content or MAC does not match (edited, or forged without the key);
+   * `chain_break`: a row was removed, inserted, or placed beyond the head;
    * `head_mismatch`: the newest rows were removed (the head is ahead of the last row); `head_missing`:
-   * the chain head row is gone; `unsealed`: a committed row never joined the chain (written around the
-   * package, or the PostgreSQL trigger is missing); `unknown_key`: a row names a key id this app does
+   * the chain head row is gone; `unsealed`: a committed row never joined the chain or was never MACed
+   * (written around the package, or the PostgreSQL trigger is missing); `unknown_key`: a row names a key id this app does
    * not have (add it to `audit.previousKeys`); `checkpoint_invalid`: the expected checkpoint is not
    * signed by these keys; `checkpoint_mismatch`: the chain no longer has the checkpoint's row and hash
-   * (truncated, or rewritten before it)
+   * (truncated, or rewritten before it); `unkeyed`: a row without the key's MACs beyond the
+   * `audit.legacyRows` prefix; `retired_key`: a row signed with an earlier key after a newer one
    */
-  reason?: 'hash_mismatch' | 'chain_break' | 'head_mismatch' | 'head_missing' | 'unsealed' | 'unknown_key' | 'checkpoint_invalid' | 'checkpoint_mismatch'
+  reason?: 'hash_mismatch' | 'chain_break' | 'head_mismatch' | 'head_missing' | 'unsealed' | 'unknown_key' | 'retired_key' | 'unkeyed' | 'checkpoint_invalid' | 'checkpoint_mismatch'
 }
 
 /**
@@ -125,27 +127,91 @@ export class AuditTrail {
   #connection: () => QueryClientContract
   #emitter: EmitterService
   #keyring: () => AuditKeyring
+  #legacyRows: number
   /**
-   * PostgreSQL transactions that already carry this process's seal key
+   * The background seal in progress (PostgreSQL), and whether another one was asked for meanwhile
    */
-  #keyed = new WeakSet<TransactionClientContract>()
+  #sealing: Promise<number> | null = null
+  #sealAgain = false
 
-  constructor(app: ApplicationService, connection: () => QueryClientContract, emitter: EmitterService, keyring: () => AuditKeyring) {
+  constructor(app: ApplicationService, connection: () => QueryClientContract, emitter: EmitterService, keyring: () => AuditKeyring, options: { legacyRows?: number } = {}) {
     this.#app = app
     this.#connection = connection
     this.#emitter = emitter
     this.#keyring = keyring
+    this.#legacyRows = options.legacyRows ?? 0
   }
 
   /**
-   * PostgreSQL: hands the seal trigger this transaction's MAC key (transaction-local setting, bound
-   * as a parameter: never stored). Without it the trigger refuses to seal, so a row inserted around
-   * the package cannot join the chain.
+   * PostgreSQL: fills the keyed `mac` of committed rows, in `seq` order, after their transaction
+   * committed (the key never reaches the database). Runs after every commit that added rows, and
+   * before `verify()`/`checkpoint()`; any process may run it (the MACs are deterministic, the update
+   * only fills a null). A row without a valid `content_mac` (written around the package) is never
+   * sealed: sealing stops there and verification reports it. Returns how many rows it sealed.
    */
-  async #keySeal(trx: TransactionClientContract) {
-    if (this.#keyed.has(trx)) return
-    await trx.rawQuery("select set_config('adonis_billing.audit_key', ?, true)", [this.#keyring().sealSetting()])
-    this.#keyed.add(trx)
+  async seal(): Promise<number> {
+    const client = this.#connection()
+    if (client.dialect.name !== 'postgres') return 0
+    const keyring = this.#keyring()
+    let sealed = 0
+    for (;;) {
+      const rows = await client
+        .from(AuditLog.table)
+        .whereNull('mac')
+        .whereNotNull('seq')
+        .whereNotNull('key_id')
+        .orderBy('seq')
+        .limit(500)
+        .select('id', 'seq', 'key_id', 'content_hash', 'content_mac', 'hash')
+      if (!rows.length) return sealed
+      const first = Number(rows[0].seq)
+      let prevMac: string | null = GENESIS_HASH
+      if (first > 1) {
+        const previous = await client.from(AuditLog.table).where('seq', first - 1).select('mac', 'hash', 'key_id').first()
+        prevMac = !previous ? null : previous.mac ?? (previous.key_id === null ? previous.hash : null)
+      }
+      const updates: Array<[number, string]> = []
+      let expected = first
+      for (const row of rows) {
+        if (prevMac === null || Number(row.seq) !== expected || row.key_id === null) break
+        if (keyring.contentMac(row.key_id, row.content_hash) !== row.content_mac) break
+        const mac = keyring.chainMac(row.key_id, expected, prevMac, row.hash)
+        if (!mac) break
+        updates.push([Number(row.id), mac])
+        prevMac = mac
+        expected++
+      }
+      if (!updates.length) return sealed
+      await client.rawQuery(
+        `update ${AuditLog.table} set mac = v.mac from (values ${updates.map(() => '(?::bigint, ?::varchar)').join(', ')}) as v(id, mac) ` +
+          `where ${AuditLog.table}.id = v.id and ${AuditLog.table}.mac is null`,
+        updates.flat()
+      )
+      sealed += updates.length
+      if (updates.length < rows.length) return sealed
+    }
+  }
+
+  /**
+   * Seals in the background after a commit; concurrent requests coalesce into one more run.
+   */
+  #sealSoon() {
+    if (this.#sealing) {
+      this.#sealAgain = true
+      return
+    }
+    this.#sealing = this.seal()
+      .catch((error) => {
+        debug('audit seal failed: %s', error?.message)
+        return 0
+      })
+      .finally(() => {
+        this.#sealing = null
+        if (this.#sealAgain) {
+          this.#sealAgain = false
+          this.#sealSoon()
+        }
+      })
   }
 
   /**
@@ -209,7 +275,9 @@ export class AuditTrail {
       seq: null,
       prev_hash: null,
       hash: null,
+      mac: null,
     }
+    values.content_mac = keyring.contentMac(keyring.currentId, values.content_hash as string)
     if (trx.dialect.name !== 'postgres') {
       /**
        * SQLite has a single writer: read the head and link the row at once.
@@ -218,7 +286,16 @@ export class AuditTrail {
       if (!head) throw new Error(`The audit chain head is missing: run the migration that creates ${AUDIT_HEAD_TABLE}`)
       values.seq = Number(head.rows) + 1
       values.prev_hash = head.hash
-      values.hash = keyring.chainMac(keyring.currentId, values.seq as number, head.hash, values.content_hash as string)
+      values.hash = chainHash(head.hash, values.content_hash as string)
+      let prevMac: string | null = GENESIS_HASH
+      if (Number(head.rows) > 0) {
+        const previous = await trx.from(AuditLog.table).where('seq', Number(head.rows)).select('mac', 'hash', 'key_id').first()
+        prevMac = previous?.mac ?? (previous && previous.key_id === null ? previous.hash : null)
+      }
+      /**
+       * (after a row that could not be sealed, the chain stays unsealed from there: verify reports it)
+       */
+      values.mac = prevMac === null ? null : keyring.chainMac(keyring.currentId, values.seq as number, prevMac, values.hash as string)
       await trx.from(AUDIT_HEAD_TABLE).where('id', 1).update({ hash: values.hash, rows: values.seq })
     }
     /**
@@ -233,7 +310,6 @@ export class AuditTrail {
       row = AuditLog.$createFromAdapterResult({ id: null, ...values }, undefined, { client: trx })!
       pending.push({ values, row })
     } else {
-      if (trx.dialect.name === 'postgres') await this.#keySeal(trx)
       const [inserted] = await trx.knexQuery().table(AuditLog.table).insert(values).returning('id')
       const id = Number(typeof inserted === 'object' ? inserted.id : inserted)
       row = AuditLog.$createFromAdapterResult({ id, ...values }, undefined, { client: trx })!
@@ -241,6 +317,7 @@ export class AuditTrail {
     debug('audit %s by %s:%s (#%d)', row.action, row.actorType, row.actorId, row.id)
 
     trx.after('commit', () => {
+      if (trx.dialect.name === 'postgres') this.#sealSoon()
       this.#emitter.emit('billing:audit.recorded' as any, { id: row.id, action: row.action, customerId: row.customerId })
     })
     return row
@@ -283,10 +360,8 @@ export class AuditTrail {
     }
     /**
      * Chunks keep each statement under PostgreSQL's 65535 parameters; the last one carries `then`
-     * and hands the seal trigger its key (a CTE the final select reads, so it runs; the trigger only
-     * needs it at commit) — no extra round trip on the webhook path
+     * and the rows' personal data
      */
-    const keyed = this.#keyed.has(trx)
     const columns = Object.keys(pending[0].values)
     for (let start = 0; start < pending.length; start += AuditTrail.BATCH_ROWS) {
       const chunk = pending.slice(start, start + AuditTrail.BATCH_ROWS)
@@ -294,25 +369,21 @@ export class AuditTrail {
       const tuples = chunk.map(() => `(${columns.map(() => '?').join(', ')})`).join(', ')
       const bindings = chunk.flatMap(({ values }) => columns.map((column) => values[column]))
       const insert = `insert into ${AuditLog.table} (${columns.join(', ')}) values ${tuples} returning id`
-      const key = last && !keyed
       const personalColumns = personal.length ? Object.keys(personal[0]) : []
       const withPersonal = last && personal.length > 0
       const ctes = [
-        ...(key ? ["seal_key as (select set_config('adonis_billing.audit_key', ?, true) as value)"] : []),
         `audit as (${insert})`,
         ...(withPersonal
           ? [`personal as (insert into ${PERSONAL_DATA_TABLE} (${personalColumns.join(', ')}) values ${personal.map(() => `(${personalColumns.map(() => '?').join(', ')})`).join(', ')})`]
           : []),
         ...(last && then ? [`done as (${then.sql})`] : []),
       ]
-      const sql = ctes.length > 1 ? `with ${ctes.join(', ')} select id from audit${key ? ', seal_key' : ''} order by id` : insert
+      const sql = ctes.length > 1 ? `with ${ctes.join(', ')} select id from audit order by id` : insert
       const result = await trx.rawQuery(sql, [
-        ...(key ? [this.#keyring().sealSetting()] : []),
         ...bindings,
         ...(withPersonal ? personal.flatMap((record) => personalColumns.map((column) => record[column])) : []),
         ...(last && then ? then.bindings : []),
       ] as any[])
-      if (key) this.#keyed.add(trx)
       const ids = result.rows.map((inserted: { id: unknown }) => Number(inserted.id)).sort((a: number, b: number) => a - b)
       chunk.forEach(({ row }, index) => (row.id = ids[index]))
     }
@@ -341,37 +412,47 @@ export class AuditTrail {
     if (options.expect && !keyring.verifyCheckpoint(options.expect)) return { ok: false, checked: 0, reason: 'checkpoint_invalid' }
     /**
      * The head first: rows committed after this read extend the chain beyond it and are left for
-     * the next run, so concurrent appenders never look like tampering.
+     * the next run, so concurrent appenders never look like tampering. Then the rows it covers are
+     * sealed (PostgreSQL), so only rows that cannot be sealed remain without a MAC.
      */
     const head = await client.from(AUDIT_HEAD_TABLE).where('id', 1).select('hash', 'rows').first()
     if (!head) return { ok: false, checked: 0, reason: 'head_missing' }
+    await this.seal()
     const headRows = Number(head.rows)
     let prevHash = GENESIS_HASH
+    let prevMac = GENESIS_HASH
     let lastSeq = 0
     let checked = 0
     let keyed = false
+    let rank = -1
     let checkpointSeen = false
     while (lastSeq < headRows) {
       const rows = await AuditLog.query({ client }).where('seq', '>', lastSeq).where('seq', '<=', headRows).orderBy('seq', 'asc').limit(pageSize)
       for (const row of rows) {
-        if (row.prevHash !== prevHash || row.seq !== lastSeq + 1) return { ok: false, checked, brokenAt: row.id, reason: 'chain_break' }
-        if (contentHash(row) !== row.contentHash) return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
-        let expected: string | null
+        const broken = (reason: AuditVerification['reason']): AuditVerification => ({ ok: false, checked, brokenAt: row.id, reason })
+        if (row.prevHash !== prevHash || row.seq !== lastSeq + 1) return broken('chain_break')
+        if (contentHash(row) !== row.contentHash || chainHash(prevHash, row.contentHash) !== row.hash) return broken('hash_mismatch')
         if (row.keyId === null || row.keyId === undefined) {
           /**
-           * Unkeyed rows are only the prefix written before the upgrade: once the chain is keyed, an
-           * unkeyed row is a forgery
+           * Rows without the key's MACs are accepted only as the prefix written before the upgrade,
+           * as long as `audit.legacyRows` (config, outside the database) says: otherwise anyone could
+           * rewrite the whole chain as unkeyed rows
            */
-          if (keyed) return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
-          expected = chainHash(prevHash, row.contentHash)
+          if (keyed || row.seq! > this.#legacyRows) return broken('unkeyed')
+          prevMac = row.hash!
         } else {
           keyed = true
-          expected = keyring.chainMac(row.keyId, row.seq!, prevHash, row.contentHash)
-          if (expected === null) return { ok: false, checked, brokenAt: row.id, reason: 'unknown_key' }
+          const rowRank = keyring.rank(row.keyId)
+          if (rowRank === -1) return broken('unknown_key')
+          if (rowRank < rank) return broken('retired_key')
+          rank = rowRank
+          if (keyring.contentMac(row.keyId, row.contentHash) !== row.contentMac) return broken('hash_mismatch')
+          if (!row.mac) return broken('unsealed')
+          if (keyring.chainMac(row.keyId, row.seq!, prevMac, row.hash!) !== row.mac) return broken('hash_mismatch')
+          prevMac = row.mac
         }
-        if (expected !== row.hash) return { ok: false, checked, brokenAt: row.id, reason: 'hash_mismatch' }
         if (options.expect && row.seq === options.expect.seq) {
-          if (row.hash !== options.expect.hash) return { ok: false, checked, brokenAt: row.id, reason: 'checkpoint_mismatch' }
+          if (prevMac !== options.expect.hash) return broken('checkpoint_mismatch')
           checkpointSeen = true
         }
         prevHash = row.hash!
@@ -386,7 +467,14 @@ export class AuditTrail {
     }
     const unsealed = await client.from(AuditLog.table).whereNull('seq').orderBy('id', 'asc').select('id').first()
     if (unsealed) return { ok: false, checked, brokenAt: Number(unsealed.id), reason: 'unsealed' }
-    return { ok: true, checked, head: { seq: headRows, hash: head.hash } }
+    /**
+     * A row placed beyond the head (a forged seq) would never be walked: the head as it is now must
+     * cover every row
+     */
+    const now = await client.from(AUDIT_HEAD_TABLE).where('id', 1).select('rows').first()
+    const beyond = await client.from(AuditLog.table).where('seq', '>', Number(now?.rows ?? headRows)).orderBy('seq').select('id').first()
+    if (beyond) return { ok: false, checked, brokenAt: Number(beyond.id), reason: 'chain_break' }
+    return { ok: true, checked, head: { seq: headRows, hash: prevMac } }
   }
 
   /**

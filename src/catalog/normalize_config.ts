@@ -392,7 +392,7 @@ function normalizeEntitlements(input: unknown): ResolvedBillingConfig['entitleme
  */
 function normalizeAudit(value: unknown): ResolvedBillingConfig['audit'] {
   const audit = record(value, 'audit')
-  checkKeys(audit, 'audit', ['keyId', 'key', 'previousKeys'])
+  checkKeys(audit, 'audit', ['keyId', 'key', 'previousKeys', 'legacyRows'])
   const keyId = audit.keyId === undefined ? 'app' : audit.keyId
   if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) fail('audit.keyId', 'must be 1–32 letters, digits, "_" or "-"')
   const secret = (input: unknown, key: string) => {
@@ -408,7 +408,8 @@ function normalizeAudit(value: unknown): ResolvedBillingConfig['audit'] {
     if (id === keyId) fail(`audit.previousKeys.${id}`, 'is the current key id')
     previousKeys[id] = secret(input, `audit.previousKeys.${id}`)
   }
-  const resolved = { keyId } as ResolvedBillingConfig['audit']
+  const legacyRows = audit.legacyRows === undefined ? 0 : nonNegativeInteger(audit.legacyRows, 'audit.legacyRows')
+  const resolved = { keyId, legacyRows } as ResolvedBillingConfig['audit']
   Object.defineProperty(resolved, 'key', { value: key, enumerable: false })
   Object.defineProperty(resolved, 'previousKeys', { value: previousKeys, enumerable: false })
   return resolved

@@ -73,6 +73,19 @@ export default class AuditLog extends BaseModel {
   declare keyId: string | null
 
   /**
+   * HMAC of the content hash under `keyId`, written with the row: only the package can make it
+   */
+  @column()
+  declare contentMac: string | null
+
+  /**
+   * The keyed chain: HMAC over the key id, `seq`, the previous row's `mac` and this row's `hash`.
+   * Filled at once on SQLite, right after commit on PostgreSQL (`audit.seal()`).
+   */
+  @column()
+  declare mac: string | null
+
+  /**
    * Position in the chain; with `prevHash` and `hash`, null until the row's transaction commits
    * on PostgreSQL (the chain is extended at COMMIT).
    */
