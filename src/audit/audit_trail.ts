@@ -200,7 +200,11 @@ export class AuditTrail {
       this.#sealAgain = true
       return
     }
-    this.#sealing = this.seal()
+    /**
+     * A short pause lets the commits of a burst share one seal (one read, one update)
+     */
+    this.#sealing = new Promise((resolve) => setTimeout(resolve, AuditTrail.SEAL_DELAY_MS))
+      .then(() => this.seal())
       .catch((error) => {
         debug('audit seal failed: %s', error?.message)
         return 0
@@ -393,6 +397,11 @@ export class AuditTrail {
    * Rows per statement when flushing a batch.
    */
   static BATCH_ROWS = 1000
+
+  /**
+   * How long after a commit the background seal waits for other commits to join it (PostgreSQL).
+   */
+  static SEAL_DELAY_MS = 20
 
   /**
    * Walks the chain in `seq` order and recomputes every MAC with the key each row names. Detects
