@@ -146,6 +146,7 @@ for (const dialect of DIALECTS) {
     test('a row written around the package is reported, even with a correct content hash (#10.14)', async ({ assert }) => {
       const { billing, db } = await setupApp(dialect)
       await billing.audit.record({ action: 'kept' })
+      await billing.audit.seal()
       const kept = await AuditLog.query().firstOrFail()
       /**
        * A forger who computes the content hash right: only the key makes the content MAC
