@@ -110,5 +110,21 @@ for (const dialect of DIALECTS) {
       const again = await runSync(next.app)
       assert.include(again.logs.at(-1)!, 'nothing to do')
     })
+
+    test('a usage price moved to another meter is replaced: Stripe must bill the meter the catalog names (review finding)', async ({ assert }) => {
+      const { app, fake } = await setupStripeApp(dialect, { environment: 'console' })
+      await runSync(app)
+      const moved = testCatalog()
+      moved.meters!.api_calls.eventName = 'api_requests'
+      const next = await setupStripeApp(dialect, { environment: 'console', billing: moved, fake })
+      const dry = await runSync(next.app, ['--dry-run'])
+      assert.match(dry.logs.join('\n'), /replace price "pro_api_calls" \(meter "mtr_[^"]+" → null\)/)
+      const applied = await runSync(next.app)
+      assert.equal(applied.command.exitCode, 0, applied.logs.join('\n'))
+      const meter = (fake.store.list('billing.meter') as any[]).find((candidate) => candidate.event_name === 'api_requests')
+      const price = (fake.store.list('price') as any[]).find((candidate) => candidate.lookup_key === 'pro_api_calls')
+      assert.equal(price.recurring.meter, meter.id)
+      assert.include((await runSync(next.app)).logs.at(-1)!, 'nothing to do')
+    })
   })
 }

@@ -196,7 +196,11 @@ export class CatalogSync {
             actions.push({ type: 'price.create', key: params.lookup_key!, plan: plan.key, params })
             continue
           }
-          const changes = priceChanges(live, params, product?.id ?? null)
+          /**
+           * A usage price must bill the meter the catalog names (null when that meter is created in this run)
+           */
+          const meterId = params.meterKey ? (meters.find((candidate) => candidate.event_name === config.meters[params.meterKey!].eventName)?.id ?? null) : undefined
+          const changes = priceChanges(live, params, product?.id ?? null, meterId)
           if (!live.active) changes.push('reactivate')
           if (changes.length) actions.push({ type: 'price.replace', key: params.lookup_key!, plan: plan.key, oldId: live.id, params, changes })
           else unchanged.prices++

@@ -88,7 +88,7 @@ function decimalString(value: unknown): string | null {
 /**
  * What differs between a live price and the wanted parameters (fields Stripe never lets us update).
  */
-export function priceChanges(live: Stripe.Price, wanted: PriceParams, productId: string | null): string[] {
+export function priceChanges(live: Stripe.Price, wanted: PriceParams, productId: string | null, meterId?: string | null): string[] {
   const changes: string[] = []
   const compare = (name: string, a: unknown, b: unknown) => {
     if (JSON.stringify(a ?? null) !== JSON.stringify(b ?? null)) changes.push(`${name} ${JSON.stringify(a ?? null)} → ${JSON.stringify(b ?? null)}`)
@@ -99,6 +99,7 @@ export function priceChanges(live: Stripe.Price, wanted: PriceParams, productId:
   compare('usage type', live.recurring?.usage_type, wanted.recurring?.usage_type ?? 'licensed')
   compare('tax behavior', live.tax_behavior, wanted.tax_behavior)
   if (productId) compare('product', typeof live.product === 'string' ? live.product : live.product.id, productId)
+  if (meterId !== undefined) compare('meter', live.recurring?.meter ?? null, meterId)
   if (wanted.billing_scheme === 'tiered') {
     compare('tiers mode', live.tiers_mode, wanted.tiers_mode)
     compare(
