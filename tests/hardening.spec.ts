@@ -543,11 +543,27 @@ for (const dialect of DIALECTS) {
       const [revealed] = await world.billing.audit.reveal([created])
       assert.equal((revealed.after as any).email, 'ada@example.com')
 
-      assert.equal(await world.billing.audit.erasePersonalData(customer.id, { reason: 'GDPR request #12' }), 1)
+      /**
+       * Contact details nested in another subject's before/after or in metadata are kept apart too
+       */
+      const nested = await world.billing.audit.record({
+        action: 'team.contacts_changed',
+        subject: { type: 'team', id: 1 },
+        customerId: customer.id,
+        after: { contacts: [{ role: 'billing', email: 'zed@example.com' }] },
+        metadata: { billing_details: { phone: '+15550100' } },
+      })
+      assert.notInclude(JSON.stringify(await world.db.connection().from('billing_audit_logs').select('*')), 'zed@example.com')
+      assert.notInclude(JSON.stringify(await world.db.connection().from('billing_audit_logs').select('*')), '+15550100')
+      const [shown] = await world.billing.audit.reveal([await AuditLog.findOrFail(nested.id)])
+      assert.deepEqual(shown.after, { contacts: [{ role: 'billing', email: 'zed@example.com' }] })
+      assert.deepEqual(shown.metadata, { billing_details: { phone: '+15550100' } })
+
+      assert.equal(await world.billing.audit.erasePersonalData(customer.id, { reason: 'GDPR request #12' }), 3)
       const [erased] = await world.billing.audit.reveal([created])
       assert.deepEqual((erased.after as any).email, { $erased: true })
       assert.notInclude(JSON.stringify(await world.db.connection().from('billing_audit_personal_data').select('*')), 'ada@example.com')
-      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 2 })
+      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 3 })
       assert.equal((await AuditLog.query().orderBy('seq', 'desc').firstOrFail()).action, 'audit.personal_data_erased')
     })
   })

@@ -263,6 +263,7 @@ export class AuditTrail {
     const personal = separatePersonalData(content, content.customerId === null ? null : Number(content.customerId))
     content.before = personal.before as AuditContent['before']
     content.after = personal.after as AuditContent['after']
+    content.metadata = personal.metadata as AuditContent['metadata']
     const pendingPersonal = this.#batchedPersonal.get(trx)
     if (pendingPersonal) pendingPersonal.push(...personal.records)
     else await storePersonalData(trx, personal.records)

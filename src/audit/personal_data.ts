@@ -49,26 +49,47 @@ function digestOf(salt: string, value: unknown): string {
  * beside them (in the same transaction).
  */
 export function separatePersonalData(
-  entry: { subjectType: string | null; before: Record<string, unknown> | null; after: Record<string, unknown> | null },
+  entry: { subjectType: string | null; before: Record<string, unknown> | null; after: Record<string, unknown> | null; metadata?: Record<string, unknown> | null },
   customerId: number | null
 ) {
-  const fields = entry.subjectType === 'customer' ? CUSTOMER_FIELDS : CONTACT_FIELDS
   const records: Array<{ ref: string; customer_id: number | null; salt: string; value: string; created_at: string }> = []
   const now = toDbDateTime(DateTime.utc())
-  const strip = (document: Record<string, unknown> | null) => {
-    if (!document || typeof document !== 'object' || Array.isArray(document)) return document
-    let copy: Record<string, unknown> | null = null
-    for (const [key, value] of Object.entries(document)) {
-      if (!fields.has(key) || value === null || value === undefined || isPersonalRef(value)) continue
-      const ref = randomBytes(16).toString('hex')
-      const salt = randomBytes(32).toString('hex')
-      records.push({ ref, customer_id: customerId, salt, value: JSON.stringify(value), created_at: now })
-      copy ??= { ...document }
-      copy[key] = { $personal: ref, digest: digestOf(salt, value) } satisfies PersonalRef
+  /**
+   * Top-level fields by the subject's kind; contact fields at any depth (a nested `billing_details`,
+   * an array of contacts) and in `metadata` too
+   */
+  const strip = (value: unknown, fields: Set<string>, depth: number): unknown => {
+    if (!value || typeof value !== 'object' || depth > 8 || isPersonalRef(value)) return value
+    if (Array.isArray(value)) {
+      const items = value.map((item) => strip(item, CONTACT_FIELDS, depth + 1))
+      return items.some((item, index) => item !== value[index]) ? items : value
     }
-    return copy ?? document
+    let copy: Record<string, unknown> | null = null
+    for (const [key, item] of Object.entries(value)) {
+      if (item === null || item === undefined) continue
+      let replaced: unknown = item
+      if (fields.has(key) && !isPersonalRef(item)) {
+        const ref = randomBytes(16).toString('hex')
+        const salt = randomBytes(32).toString('hex')
+        records.push({ ref, customer_id: customerId, salt, value: JSON.stringify(item), created_at: now })
+        replaced = { $personal: ref, digest: digestOf(salt, item) } satisfies PersonalRef
+      } else {
+        replaced = strip(item, CONTACT_FIELDS, depth + 1)
+      }
+      if (replaced !== item) {
+        copy ??= { ...(value as Record<string, unknown>) }
+        copy[key] = replaced
+      }
+    }
+    return copy ?? value
   }
-  return { before: strip(entry.before), after: strip(entry.after), records }
+  const top = entry.subjectType === 'customer' ? CUSTOMER_FIELDS : CONTACT_FIELDS
+  return {
+    before: strip(entry.before, top, 0) as Record<string, unknown> | null,
+    after: strip(entry.after, top, 0) as Record<string, unknown> | null,
+    metadata: strip(entry.metadata ?? null, CONTACT_FIELDS, 0) as Record<string, unknown> | null,
+    records,
+  }
 }
 
 export async function storePersonalData(trx: TransactionClientContract, records: ReturnType<typeof separatePersonalData>['records']) {
@@ -81,32 +102,30 @@ export async function storePersonalData(trx: TransactionClientContract, records:
  */
 export async function revealPersonalData<T extends { before: any; after: any }>(client: QueryClientContract, rows: T[]): Promise<T[]> {
   const refs = new Set<string>()
-  for (const row of rows) {
-    for (const document of [row.before, row.after]) {
-      if (document && typeof document === 'object') for (const value of Object.values(document)) if (isPersonalRef(value)) refs.add(value.$personal)
-    }
+  const collect = (value: unknown) => {
+    if (!value || typeof value !== 'object') return
+    if (isPersonalRef(value)) refs.add(value.$personal)
+    else for (const item of Object.values(value)) collect(item)
   }
+  for (const row of rows) for (const document of [row.before, row.after, (row as any).metadata]) collect(document)
   if (!refs.size) return rows
   const stored = new Map<string, { salt: string; value: string }>()
   const list = [...refs]
   for (let index = 0; index < list.length; index += 500) {
     for (const row of await client.from(PERSONAL_DATA_TABLE).whereIn('ref', list.slice(index, index + 500)).select('ref', 'salt', 'value')) stored.set(row.ref, row)
   }
-  const reveal = (document: any) => {
-    if (!document || typeof document !== 'object') return document
-    const copy: Record<string, unknown> = { ...document }
-    for (const [key, value] of Object.entries(copy)) {
-      if (!isPersonalRef(value)) continue
+  const reveal = (value: any): any => {
+    if (!value || typeof value !== 'object') return value
+    if (isPersonalRef(value)) {
       const found = stored.get(value.$personal)
-      if (!found) copy[key] = { $erased: true }
-      else {
-        const parsed = typeof found.value === 'string' ? JSON.parse(found.value) : found.value
-        copy[key] = digestOf(found.salt, parsed) === value.digest ? parsed : { $tampered: true }
-      }
+      if (!found) return { $erased: true }
+      const parsed = typeof found.value === 'string' ? JSON.parse(found.value) : found.value
+      return digestOf(found.salt, parsed) === value.digest ? parsed : { $tampered: true }
     }
-    return copy
+    if (Array.isArray(value)) return value.map(reveal)
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, reveal(item)]))
   }
-  return rows.map((row) => ({ ...row, before: reveal(row.before), after: reveal(row.after) }))
+  return rows.map((row) => ({ ...row, before: reveal(row.before), after: reveal(row.after), ...('metadata' in row ? { metadata: reveal((row as any).metadata) } : {}) }))
 }
 
 /**
