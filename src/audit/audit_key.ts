@@ -7,7 +7,7 @@
  * file that was distributed with this source code.
  */
 
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { InvalidConfigException } from '../errors.ts'
 
 /**
@@ -123,13 +123,4 @@ export function chainMessage(keyId: string, seq: number, prevMac: string, hash: 
 
 function checkpointMessage(checkpoint: { seq: number; hash: string; at: string; keyId: string }): string {
   return `${CHECKPOINT_LABEL}\n${checkpoint.keyId}\n${checkpoint.seq}\n${checkpoint.hash}\n${checkpoint.at}`
-}
-
-/**
- * The unkeyed link of every row (`hash`): sha256 of `prevHash + "\n" + contentHash`, computed by the
- * database on PostgreSQL (at commit) and inline on SQLite. It orders the rows and makes forks
- * impossible; the keyed `mac` chain over it makes edits evident.
- */
-export function legacyChainHash(prevHash: string, contentHashHex: string): string {
-  return createHash('sha256').update(prevHash).update('\n').update(contentHashHex).digest('hex')
 }

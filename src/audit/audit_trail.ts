@@ -8,7 +8,7 @@
  */
 
 import { createHash } from 'node:crypto'
-import { AuditKeyring, type AuditCheckpoint, legacyChainHash } from './audit_key.ts'
+import { AuditKeyring, type AuditCheckpoint } from './audit_key.ts'
 import { PERSONAL_DATA_TABLE, erasePersonalData, revealPersonalData, separatePersonalData, storePersonalData } from './personal_data.ts'
 import { DateTime } from 'luxon'
 import type { ApplicationService, EmitterService } from '@adonisjs/core/types'
@@ -50,8 +50,7 @@ type AuditContent = Pick<
 > & { occurredAt: DateTime }
 
 /**
- * The unkeyed chain hash of a legacy row (before `key_id`): sha256 over the previous row's hash and
- * the row's content hash. Keyed rows use `AuditKeyring.chainMac`.
+ * The link hash of a row: sha256 over the previous row's hash and the row's content hash.
  */
 export function auditHash(prevHash: string, content: AuditContent): string {
   return chainHash(prevHash, contentHash(content))
@@ -65,9 +64,13 @@ export function contentHash(content: AuditContent): string {
 }
 
 /**
- * The unkeyed link of rows chained before the chain was keyed (`key_id` null).
+ * The unkeyed link of every row (`hash`): sha256 of `prevHash + "\n" + contentHash`, computed by the
+ * database on PostgreSQL (at commit, `billing_audit_seal`) and inline on SQLite. It orders the rows and
+ * makes forks impossible; the keyed `mac` chain over it (`AuditKeyring.chainMac`) makes edits evident.
  */
-export const chainHash = legacyChainHash
+export function chainHash(prevHash: string, contentHashHex: string): string {
+  return createHash('sha256').update(prevHash).update('\n').update(contentHashHex).digest('hex')
+}
 
 /**
  * The row's hashed content by column name (JSON documents as values).

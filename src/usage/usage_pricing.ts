@@ -17,7 +17,6 @@ function toFixed(value: number | string): bigint {
   return fixed
 }
 
-const toText = fixedText
 
 /**
  * Round half up to a whole minor unit (what Stripe does with the line total).
@@ -61,14 +60,14 @@ export interface UsageCharge {
  */
 export function priceUsage(price: ResolvedUsagePrice, quantityInput: number | string): UsageCharge {
   const quantity = toFixed(quantityInput)
-  const base = { currency: price.currency, model: price.model, quantity: toText(quantity) }
+  const base = { currency: price.currency, model: price.model, quantity: fixedText(quantity) }
   if (quantity === 0n && (price.model === 'per_unit' || price.model === 'package')) return { ...base, amount: 0, tiers: [] }
 
   switch (price.model) {
     case 'per_unit': {
       const unit = toFixed(price.unitAmount)
       const amount = (quantity * unit) / SCALE
-      return { ...base, amount: roundMinor(amount), tiers: [{ tier: 1, quantity: toText(quantity), unitAmount: toText(unit), flatAmount: 0, amount: toText(amount) }] }
+      return { ...base, amount: roundMinor(amount), tiers: [{ tier: 1, quantity: fixedText(quantity), unitAmount: fixedText(unit), flatAmount: 0, amount: fixedText(amount) }] }
     }
     case 'package': {
       const size = BigInt(price.packageSize) * SCALE
@@ -78,7 +77,7 @@ export function priceUsage(price: ResolvedUsagePrice, quantityInput: number | st
       return {
         ...base,
         amount: roundMinor(amount),
-        tiers: [{ tier: 1, quantity: String(packages), unitAmount: String(price.amount), flatAmount: 0, amount: toText(amount) }],
+        tiers: [{ tier: 1, quantity: String(packages), unitAmount: String(price.amount), flatAmount: 0, amount: fixedText(amount) }],
       }
     }
     default: {
@@ -92,7 +91,7 @@ export function priceUsage(price: ResolvedUsagePrice, quantityInput: number | st
         if (price.model === 'volume') {
           if (ceiling === null || quantity <= ceiling) {
             const amount = (quantity * unit) / SCALE + flat
-            tiers.push({ tier: index + 1, quantity: toText(quantity), unitAmount: toText(unit), flatAmount: tier.flatAmount ?? 0, amount: toText(amount) })
+            tiers.push({ tier: index + 1, quantity: fixedText(quantity), unitAmount: fixedText(unit), flatAmount: tier.flatAmount ?? 0, amount: fixedText(amount) })
             total = amount
             break
           }
@@ -101,7 +100,7 @@ export function priceUsage(price: ResolvedUsagePrice, quantityInput: number | st
         if (quantity <= floor && index > 0) break
         const inTier = (ceiling === null ? quantity : quantity < ceiling ? quantity : ceiling) - floor
         const amount = (inTier * unit) / SCALE + flat
-        tiers.push({ tier: index + 1, quantity: toText(inTier), unitAmount: toText(unit), flatAmount: tier.flatAmount ?? 0, amount: toText(amount) })
+        tiers.push({ tier: index + 1, quantity: fixedText(inTier), unitAmount: fixedText(unit), flatAmount: tier.flatAmount ?? 0, amount: fixedText(amount) })
         total += amount
         if (ceiling === null) break
         floor = ceiling

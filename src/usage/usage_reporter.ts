@@ -89,7 +89,7 @@ export class UsageReporter {
         created += await db.transaction(async (trx) => {
           if (trx.dialect.name === 'postgres') await trx.rawQuery('select pg_advisory_xact_lock(hashtext(?))', [`adonis-billing:plan:${customerId}:${meter}`])
           else await trx.rawQuery('update billing_usage_reports set id = id where 0')
-          return this.#planMeter(trx, customerId, { key: meter, ...meters[meter] }, group, { now, closedBefore })
+          return this.#planMeter(trx, customerId, { key: meter, ...meters[meter] }, group, now)
         })
         await db.from(REPORTS).where('identifier', blockedIdentifier(customerId, meter)).delete()
       } catch (error: any) {
@@ -138,7 +138,7 @@ export class UsageReporter {
    *   never a sum of per-window roundings;
    * - last, max and unique_count meters report the (period-to-date) value rounded half up.
    */
-  async #planMeter(db: TransactionClientContract, customerId: number, meter: MeterRef, rollups: any[], window: { now: DateTime; closedBefore: DateTime }): Promise<number> {
+  async #planMeter(db: TransactionClientContract, customerId: number, meter: MeterRef, rollups: any[], now: DateTime): Promise<number> {
     const periods = await this.#periods(db, customerId)
     const periodOf = (at: DateTime) => periodContaining(periods, at)
 
@@ -240,7 +240,7 @@ export class UsageReporter {
     }
 
     let created = 0
-    const stamp = toDbDateTime(window.now)
+    const stamp = toDbDateTime(now)
     for (const report of planned) {
       const inserted = await db
         .knexQuery()
