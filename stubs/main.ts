@@ -23,4 +23,5 @@ export const MIGRATIONS = [
   { stub: 'make/migration/billing_usage_payload_hash.stub', suffix: 'add_billing_usage_payload_hash.ts' },
   { stub: 'make/migration/billing_usage_exact_quantities.stub', suffix: 'make_billing_usage_quantities_exact.ts' },
   { stub: 'make/migration/billing_audit_keyed.stub', suffix: 'make_billing_audit_keyed.ts' },
+  { stub: 'make/migration/billing_usage_report_periods.stub', suffix: 'add_billing_usage_report_periods.ts' },
 ]

@@ -277,6 +277,33 @@ for (const dialect of DIALECTS) {
   })
 }
 
+for (const dialect of DIALECTS) {
+  test.group(`hardening #10 | usage report periods upgrade [${dialect}]`, () => {
+    test('an install made before report periods gains period_start and period_end, and plans reports with them', async ({ assert }) => {
+      const world = await setupApp(dialect)
+      const schema = () => world.db.connection().schema
+      await schema().alterTable('billing_usage_reports', (table) => {
+        table.dropColumn('period_start')
+        table.dropColumn('period_end')
+      })
+      await world.db.from('adonis_schema').where('name', 'like', '%add_billing_usage_report_periods%').delete()
+      const { MigrationRunner } = await import('@adonisjs/lucid/migration')
+      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+      await runner.run()
+      assert.equal(runner.status, 'completed', String(runner.error))
+      assert.isTrue(await schema().hasColumn('billing_usage_reports', 'period_start'))
+      assert.isTrue(await schema().hasColumn('billing_usage_reports', 'period_end'))
+      /**
+       * Run again on the upgraded schema: nothing to do
+       */
+      await world.db.from('adonis_schema').where('name', 'like', '%add_billing_usage_report_periods%').delete()
+      const again = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+      await again.run()
+      assert.equal(again.status, 'completed', String(again.error))
+    })
+  })
+}
+
 test.group('hardening #10.11 | exact quantities upgrade [sqlite]', () => {
   test('an install whose usage columns are floats is rewritten as exact decimal text, drift rounded away', async ({ assert }) => {
     const world = await setupApp('sqlite')

@@ -3,6 +3,9 @@ import { DateTime } from 'luxon'
 import { DIALECTS, setupStripeApp } from './helpers.ts'
 import { User } from './fixtures/user.ts'
 import { testCatalog } from './fixtures/catalog.ts'
+import { serve } from './http.ts'
+import Subscription from '../src/models/subscription.ts'
+import UsageReport from '../src/models/usage_report.ts'
 
 /**
  * The preview must equal the invoice: usage recorded locally, reported by the package to the Stripe
@@ -14,6 +17,12 @@ async function meteredWorld(dialect: 'sqlite' | 'pg') {
   catalog.plans!.metered = {
     name: 'Metered',
     prices: { month: { amount: 1000 } },
+    usagePrices: { api_calls: { model: 'per_unit', unitAmount: 100 } },
+    features: { api_calls: 'unlimited' },
+  }
+  catalog.plans!.yearly = {
+    name: 'Yearly metered',
+    prices: { year: { amount: 10000 } },
     usagePrices: { api_calls: { model: 'per_unit', unitAmount: 100 } },
     features: { api_calls: 'unlimited' },
   }
@@ -30,10 +39,10 @@ async function meteredWorld(dialect: 'sqlite' | 'pg') {
    * Every period starts at :30, 14 hours ago: off the hour, and long enough for ten closed windows
    */
   const periodStart = DateTime.utc().minus({ hours: 14 }).startOf('hour').plus({ minutes: 30 })
-  const subscriber = async (email: string, plan: string) => {
+  const subscriber = async (email: string, plan: string, options: { start?: DateTime; interval?: 'month' | 'year' } = {}) => {
     const user = await User.create({ email, name: null })
-    world.fake.setNow(Math.floor(periodStart.toSeconds()))
-    await world.billing.for(user).subscribe(plan, { paymentMethod: 'pm_card_visa', trialDays: 0 })
+    world.fake.setNow(Math.floor((options.start ?? periodStart).toSeconds()))
+    await world.billing.for(user).subscribe(plan, { paymentMethod: 'pm_card_visa', trialDays: 0, interval: options.interval })
     world.fake.setNow(Math.floor(DateTime.utc().toSeconds()))
     const customerId = (await world.billing.for(user).customer()).id
     const record = (items: Array<[quantity: number | string, at: DateTime]>) =>
@@ -107,6 +116,103 @@ for (const dialect of DIALECTS) {
       )
       assert.equal(await w.billing.for(boundary.user).usage('api_calls').total(hour, w.periodStart), '9000')
       assert.deepEqual(await w.billing.usageReporter.reconcile({ since: hour, until: hour.plus({ hours: 2 }) }), [])
+    })
+
+    test('a renewal keeps the period that ended whole: none of its usage is reported again', async ({ assert }) => {
+      const w = await meteredWorld(dialect)
+      const { url } = await serve(w.app, () => w.billing.registerRoutes({ admin: { authorize: () => false } }))
+      const start = DateTime.utc().minus({ days: 33 }).startOf('hour').plus({ minutes: 30 })
+      const renewing = await w.subscriber('renewing@example.com', 'metered', { start })
+      const subscription = await Subscription.query().where('customer_id', renewing.customerId).firstOrFail()
+      const [periodStart, periodEnd] = [subscription.currentPeriodStart!, subscription.currentPeriodEnd!]
+      assert.isTrue(periodEnd < DateTime.utc(), 'the first period has ended')
+      /**
+       * Half a unit on each side of the calendar month that begins inside the period: one unit for
+       * the period, which a regroup by calendar month would count as two
+       */
+      const monthStart = periodStart.startOf('month').plus({ months: 1 })
+      await renewing.record([
+        ['0.5', monthStart.minus({ minutes: 20 })],
+        ['0.5', monthStart.plus({ minutes: 20 })],
+      ])
+      await w.report()
+      const billedInPeriod = () =>
+        w.fake.meterEvents
+          .filter((event) => event.timestamp >= periodStart.toSeconds() && event.timestamp < periodEnd.toSeconds())
+          .reduce((sum, event) => sum + Number(event.payload.value), 0)
+      assert.equal(billedInPeriod(), 1)
+
+      /**
+       * Stripe renews; the app learns the new period from the webhooks
+       */
+      w.fake.setNow(Math.floor(DateTime.utc().toSeconds()) + 2)
+      const { invoice } = w.fake.advanceToPeriodEnd(subscription.stripeSubscriptionId!)
+      for (const result of await w.fake.deliverAll(`${url}/billing/webhooks/stripe`, { secret: 'whsec_test_secret', types: ['customer.subscription.*'] })) assert.equal(result.status, 200)
+      await subscription.refresh()
+      assert.equal(subscription.currentPeriodStart!.toMillis(), periodEnd.toMillis())
+      const metered = (invoice as any).lines.data.find((line: any) => /\(usage\)$/.test(line.description ?? ''))
+      assert.equal(metered.quantity, 1)
+
+      assert.deepEqual(await w.report(), { sent: 0, failed: 0 })
+      assert.equal(billedInPeriod(), 1)
+      assert.deepEqual(
+        (await UsageReport.query().where('customer_id', renewing.customerId)).map((row) => [row.periodStart?.toMillis(), row.periodEnd?.toMillis()]),
+        [[periodStart.toMillis(), periodEnd.toMillis()]]
+      )
+    })
+
+    test('usage older than Stripe takes is reported at a recent window of its period, also after a day of failures', async ({ assert }) => {
+      const w = await meteredWorld(dialect)
+      const start = DateTime.utc().minus({ days: 40 })
+      const yearly = await w.subscriber('yearly@example.com', 'yearly', { start, interval: 'year' })
+      /**
+       * A window 35 days old less two hours: still planned, but too old to be stamped there
+       */
+      const old = DateTime.utc().minus({ days: 35 }).plus({ hours: 2 }).startOf('hour')
+      await yearly.record([
+        [7, old.plus({ minutes: 5 })],
+        [2, DateTime.utc().minus({ hours: 3 })],
+      ])
+      /**
+       * The old window's 7 ride on the recent window's report (a sum meter's running total)
+       */
+      assert.equal(await w.billing.usageReporter.plan(), 1)
+      const rows = await UsageReport.query().where('customer_id', yearly.customerId)
+      assert.deepEqual(rows.map((row) => row.quantity), ['9'])
+      for (const row of rows) assert.isTrue(row.windowStart > DateTime.utc().minus({ days: 34 }), `${row.windowStart.toISO()} is recent`)
+      /**
+       * Stripe is unreachable for a day: the report is still within the 35 days it accepts
+       */
+      const later = DateTime.utc().plus({ hours: 25 })
+      w.fake.setNow(Math.floor(later.toSeconds()))
+      assert.deepEqual(await w.billing.usageReporter.send({ now: () => later }), { sent: 1, failed: 0 })
+      assert.deepEqual(w.fake.meterEvents.map((event) => event.payload.value), ['9'])
+      assert.deepEqual(await w.stripeBills(yearly.user), { amount: 900, quantity: 9 })
+      assert.deepInclude((await w.billing.for(yearly.user).usage('api_calls').preview())!, { usage: '9', amount: 900 })
+    })
+
+    test('a report that grew older than Stripe takes while failing expires and is planned again at a recent window', async ({ assert }) => {
+      const w = await meteredWorld(dialect)
+      const yearly = await w.subscriber('expiring@example.com', 'yearly', { start: DateTime.utc().minus({ days: 40 }), interval: 'year' })
+      const at = DateTime.utc().minus({ days: 33 }).startOf('hour')
+      await yearly.record([[4, at.plus({ minutes: 1 })]])
+      assert.equal(await w.billing.usageReporter.plan(), 1)
+      /**
+       * Three days later the report is still unsent (Stripe was down)
+       */
+      const later = DateTime.utc().plus({ days: 3 })
+      w.fake.setNow(Math.floor(later.toSeconds()))
+      assert.deepEqual(await w.billing.usageReporter.send({ now: () => later }), { sent: 0, failed: 0 })
+      assert.deepInclude(await w.billing.usageReporter.status(), { counts: { pending: 0, failed: 0, blocked: 0, sent: 0, expired: 1 } })
+      assert.equal(await w.billing.usageReporter.plan({ now: later }), 1)
+      assert.deepEqual(await w.billing.usageReporter.send({ now: () => later }), { sent: 1, failed: 0 })
+      assert.deepEqual(
+        w.fake.meterEvents.map((event) => event.payload.value),
+        ['4']
+      )
+      assert.isAbove(w.fake.meterEvents[0].timestamp, later.minus({ days: 34 }).toSeconds())
+      assert.deepEqual(await w.stripeBills(yearly.user), { amount: 400, quantity: 4 })
+      assert.equal(await w.billing.usageReporter.plan({ now: later }), 0)
     })
 
     test('fractional quantities sum exactly (0.1 + 0.2 is 0.3)', async ({ assert }) => {

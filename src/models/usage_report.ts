@@ -11,7 +11,7 @@ import type { DateTime } from 'luxon'
 import { BaseModel, column } from '@adonisjs/lucid/orm'
 import { decimal, utcDateTime } from './columns.ts'
 
-export type UsageReportStatus = 'pending' | 'sending' | 'sent' | 'failed'
+export type UsageReportStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'blocked' | 'expired'
 
 /**
  * Outbox row: one closed usage window to send to Stripe, with a deterministic identifier so a resend
@@ -34,6 +34,15 @@ export default class UsageReport extends BaseModel {
 
   @utcDateTime()
   declare windowEnd: DateTime
+
+  /**
+   * The billing period the report was counted in (null on reports made before periods were kept)
+   */
+  @utcDateTime()
+  declare periodStart: DateTime | null
+
+  @utcDateTime()
+  declare periodEnd: DateTime | null
 
   @decimal()
   declare quantity: string

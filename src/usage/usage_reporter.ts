@@ -19,6 +19,12 @@ import { type Fixed, SCALE, fixedOf, roundHalfUp } from './decimal.ts'
 const REPORTS = 'billing_usage_reports'
 /** Stripe accepts meter events up to 35 days back */
 const STRIPE_MAX_AGE_DAYS = 35
+/**
+ * Reports are stamped no older than this, so a day of retries still lands inside Stripe's 35 days
+ */
+const FRESH_DAYS = 34
+
+type Period = { start: DateTime; end: DateTime }
 
 /**
  * Turns closed hourly usage windows into `billing_usage_reports` rows (an outbox) and sends them to
@@ -67,18 +73,32 @@ export class UsageReporter {
       .where('r.bucket', '>=', toDbDateTime(oldest))
       .orderBy('r.bucket')
       .select('r.customer_id', 'r.meter', 'r.bucket', 'r.sum', 'r.count', 'r.max', 'r.last')
-    const groups = new Map<string, any[]>()
+    /**
+     * Periods whose reports expired (too old for Stripe when due) while the period can still be
+     * stamped: planned again even when no usage of theirs is in the planning range any more
+     */
+    const expired = await db
+      .from(`${REPORTS} as u`)
+      .join('billing_customers as c', 'c.id', 'u.customer_id')
+      .whereNotNull('c.stripe_customer_id')
+      .where('u.status', 'expired')
+      .where('u.period_end', '>', toDbDateTime(now.minus({ days: FRESH_DAYS })))
+      .distinct('u.customer_id', 'u.meter', 'u.period_start', 'u.period_end')
+    const groups = new Map<string, { customerId: number; meter: string; rollups: any[]; expired: Period[] }>()
+    const groupOf = (customerId: number, meter: string) => {
+      const key = `${customerId}\u0000${meter}`
+      if (!groups.has(key)) groups.set(key, { customerId, meter, rollups: [], expired: [] })
+      return groups.get(key)!
+    }
     for (const rollup of rollups) {
-      if (!Object.hasOwn(meters, rollup.meter)) continue
-      const key = `${rollup.customer_id}\u0000${rollup.meter}`
-      if (!groups.has(key)) groups.set(key, [])
-      groups.get(key)!.push(rollup)
+      if (Object.hasOwn(meters, rollup.meter)) groupOf(Number(rollup.customer_id), rollup.meter).rollups.push(rollup)
+    }
+    for (const row of expired) {
+      if (Object.hasOwn(meters, row.meter)) groupOf(Number(row.customer_id), row.meter).expired.push({ start: fromDbDateTime(row.period_start)!, end: fromDbDateTime(row.period_end)! })
     }
 
     let created = 0
-    for (const group of groups.values()) {
-      const customerId = Number(group[0].customer_id)
-      const meter = group[0].meter as string
+    for (const { customerId, meter, rollups: group, expired: expiredPeriods } of groups.values()) {
       try {
         /**
          * One planner per customer and meter at a time, across workers: it reads what was reported,
@@ -89,7 +109,7 @@ export class UsageReporter {
         created += await db.transaction(async (trx) => {
           if (trx.dialect.name === 'postgres') await trx.rawQuery('select pg_advisory_xact_lock(hashtext(?))', [`adonis-billing:plan:${customerId}:${meter}`])
           else await trx.rawQuery('update billing_usage_reports set id = id where 0')
-          return this.#planMeter(trx, customerId, { key: meter, ...meters[meter] }, group, now)
+          return this.#planMeter(trx, customerId, { key: meter, ...meters[meter] }, { rollups: group, expired: expiredPeriods, now, closedBefore })
         })
         await db.from(REPORTS).where('identifier', blockedIdentifier(customerId, meter)).delete()
       } catch (error: any) {
@@ -137,20 +157,34 @@ export class UsageReporter {
    *   Stripe sums for the period is the period's usage rounded half up once (what `preview()` prices),
    *   never a sum of per-window roundings;
    * - last, max and unique_count meters report the (period-to-date) value rounded half up.
+   * Each report row keeps the period it was counted in: a period that stops being a subscription's
+   * current one (a renewal) keeps its bounds, so its windows are never regrouped and counted again.
+   * Stripe takes meter events up to 35 days old: usage of a window older than `FRESH_DAYS` is
+   * reported at the next window of its period that is recent enough (for sum and count meters, the
+   * running total carries it), else at the period's latest closed hour.
    */
-  async #planMeter(db: TransactionClientContract, customerId: number, meter: MeterRef, rollups: any[], now: DateTime): Promise<number> {
-    const periods = await this.#periods(db, customerId)
-    const periodOf = (at: DateTime) => periodContaining(periods, at)
+  async #planMeter(
+    db: TransactionClientContract,
+    customerId: number,
+    meter: MeterRef,
+    input: { rollups: any[]; expired: Period[]; now: DateTime; closedBefore: DateTime }
+  ): Promise<number> {
+    const { rollups, now, closedBefore } = input
+    const fresh = now.minus({ days: FRESH_DAYS })
+    const earliest = [...rollups.map((rollup) => fromDbDateTime(rollup.bucket)!), ...input.expired.map((period) => period.start)].reduce((min, at) => (at < min ? at : min))
+    const layers = await this.#periods(db, customerId, earliest)
+    const periodOf = (at: DateTime) => periodContaining(layers, at)
 
     /**
      * Segments of the closed hours, each with its exact aggregate
      */
-    const segments: Array<{ start: DateTime; end: DateTime; value: Fixed; period: { start: DateTime; end: DateTime } }> = []
+    const segments: Array<{ start: DateTime; end: DateTime; value: Fixed; period: Period }> = []
     for (const rollup of rollups) {
       const hour = fromDbDateTime(rollup.bucket)!
       const hourEnd = hour.plus({ hours: 1 })
-      const cuts = periods.flatMap((period) => [period.start, period.end]).filter((at) => at > hour && at < hourEnd)
-      const bounds = [hour, ...[...new Set(cuts.map((at) => at.toMillis()))].sort((a, b) => a - b).map((ms) => DateTime.fromMillis(ms, { zone: 'utc' })), hourEnd]
+      const bounds = [hour]
+      for (let period = periodOf(hour); period.end < hourEnd; period = periodOf(period.end)) bounds.push(period.end)
+      bounds.push(hourEnd)
       for (let index = 0; index < bounds.length - 1; index++) {
         const [start, end] = [bounds[index], bounds[index + 1]]
         let value: Fixed
@@ -165,12 +199,29 @@ export class UsageReporter {
         segments.push({ start, end, value, period: periodOf(start) })
       }
     }
-    if (!segments.length) return 0
 
     /**
-     * What was reported, per window start, since the earliest period involved
+     * The periods to plan: those of the segments, and those whose reports expired
      */
-    const since = segments.reduce((min, segment) => (segment.period.start < min ? segment.period.start : min), segments[0].start)
+    const periods = new Map<number, { period: Period; segments: typeof segments; expired: boolean }>()
+    for (const segment of segments) {
+      const key = segment.period.start.toMillis()
+      if (!periods.has(key)) periods.set(key, { period: segment.period, segments: [], expired: false })
+      periods.get(key)!.segments.push(segment)
+    }
+    for (const expired of input.expired) {
+      const period = periodOf(expired.start)
+      const key = period.start.toMillis()
+      if (!periods.has(key)) periods.set(key, { period, segments: [], expired: true })
+      periods.get(key)!.expired = true
+    }
+    if (!periods.size) return 0
+
+    /**
+     * What was reported, per window start, since the earliest period involved. An expired report
+     * (too old for Stripe when it was due) counts for its identifier's sequence, not as reported.
+     */
+    const since = [...periods.values()].reduce((min, { period }) => (period.start < min ? period.start : min), earliest)
     const reportedRows = await db
       .from(REPORTS)
       .where('customer_id', customerId)
@@ -178,65 +229,89 @@ export class UsageReporter {
       .whereNot('status', 'blocked')
       .where('window_start', '>=', toDbDateTime(since))
       .orderBy('id')
-      .select('window_start', 'quantity')
-    const reported = new Map<number, { total: bigint; last: bigint; count: number }>()
+      .select('window_start', 'quantity', 'status')
+    const reported = new Map<number, { total: bigint; last: bigint | null; count: number }>()
     for (const row of reportedRows) {
       const at = fromDbDateTime(row.window_start)!.toMillis()
-      const quantity = roundHalfUp(fixedOf(row.quantity))
-      const entry = reported.get(at) ?? { total: 0n, last: 0n, count: 0 }
-      entry.total += quantity
-      entry.last = quantity
+      const entry = reported.get(at) ?? { total: 0n, last: null, count: 0 }
       entry.count++
+      if (row.status !== 'expired') {
+        const quantity = roundHalfUp(fixedOf(row.quantity))
+        entry.total += quantity
+        entry.last = quantity
+      }
       reported.set(at, entry)
     }
 
-    const planned: Array<{ start: DateTime; end: DateTime; quantity: bigint; sequence: number }> = []
-    const additive = meter.aggregation === 'sum' || meter.aggregation === 'count'
-    const byPeriod = new Map<number, typeof segments>()
-    for (const segment of segments) {
-      const key = segment.period.start.toMillis()
-      if (!byPeriod.has(key)) byPeriod.set(key, [])
-      byPeriod.get(key)!.push(segment)
+    const planned: Array<{ start: DateTime; end: DateTime; quantity: bigint; sequence: number; period: Period }> = []
+    const plan = (window: { start: DateTime; end: DateTime }, quantity: bigint, period: Period) => {
+      const entry = reported.get(window.start.toMillis()) ?? { total: 0n, last: null, count: 0 }
+      planned.push({ start: window.start, end: window.end, quantity, sequence: entry.count, period })
+      reported.set(window.start.toMillis(), { total: entry.total + quantity, last: quantity, count: entry.count + 1 })
     }
-    for (const periodSegments of byPeriod.values()) {
-      const period = periodSegments[0].period
+    const additive = meter.aggregation === 'sum' || meter.aggregation === 'count'
+    for (const { period, segments: periodSegments, expired } of periods.values()) {
+      /**
+       * The period's latest closed hour, cut to it: where usage too old to stamp is reported
+       */
+      const closedEnd = closedBefore < period.end ? closedBefore : period.end
+      const lastHour = closedEnd.minus({ milliseconds: 1 }).startOf('hour')
+      const latest = { start: lastHour > period.start ? lastHour : period.start, end: lastHour.plus({ hours: 1 }) < closedEnd ? lastHour.plus({ hours: 1 }) : closedEnd }
+      const canStampLatest = latest.start >= fresh && latest.start < latest.end
+      const inPeriod = (at: number) => at >= period.start.toMillis() && at < period.end.toMillis()
+
       if (additive) {
         /**
-         * Usage and reports of the period before the first segment still open here (older windows)
+         * Usage and reports of the period before the first segment planned here (older windows;
+         * all of it when only an expired report brings the period here)
          */
-        const first = periodSegments[0].start
+        const first = periodSegments[0]?.start ?? closedEnd
         const before = first > period.start ? await usageAggregate(db, customerId, meter.key, period.start, first, { sum: true, count: true }) : null
         let usage = before ? (meter.aggregation === 'count' ? before.count * SCALE : before.sum) : 0n
         let reportedThrough = 0n
         let reportedInPeriod = 0n
         for (const [at, entry] of reported) {
-          if (at < period.start.toMillis() || at >= period.end.toMillis()) continue
+          if (!inPeriod(at)) continue
           reportedInPeriod += entry.total
           if (at < first.toMillis()) reportedThrough += entry.total
         }
-        const target = roundHalfUp(usage + periodSegments.reduce((sum, segment) => sum + segment.value, 0n))
-        let budget = target - reportedInPeriod
+        let budget = roundHalfUp(usage + periodSegments.reduce((sum, segment) => sum + segment.value, 0n)) - reportedInPeriod
         for (const segment of periodSegments) {
           usage += segment.value
-          const previous = reported.get(segment.start.toMillis())
-          reportedThrough += previous?.total ?? 0n
+          reportedThrough += reported.get(segment.start.toMillis())?.total ?? 0n
+          /**
+           * Too old to stamp: the running total carries its usage to a later window
+           */
+          if (segment.start < fresh) continue
           const need = roundHalfUp(usage) - reportedThrough
           const quantity = need < budget ? need : budget
           if (quantity <= 0n) continue
-          planned.push({ start: segment.start, end: segment.end, quantity, sequence: previous?.count ?? 0 })
+          plan(segment, quantity, period)
           reportedThrough += quantity
           budget -= quantity
         }
-      } else {
-        for (const segment of periodSegments) {
-          const value =
-            meter.aggregation === 'max' || meter.aggregation === 'unique_count' ? await meterValue(db, meter, customerId, period.start, segment.end) : segment.value
-          const quantity = roundHalfUp(value)
-          const previous = reported.get(segment.start.toMillis())
-          if (previous ? previous.last === quantity : quantity === 0n && meter.aggregation !== 'last') continue
-          planned.push({ start: segment.start, end: segment.end, quantity, sequence: previous?.count ?? 0 })
-        }
+        if (budget > 0n && canStampLatest) plan(latest, budget, period)
+        continue
       }
+
+      for (const segment of periodSegments) {
+        if (segment.start < fresh) continue
+        const value =
+          meter.aggregation === 'max' || meter.aggregation === 'unique_count' ? await meterValue(db, meter, customerId, period.start, segment.end) : segment.value
+        const quantity = roundHalfUp(value)
+        const last = reported.get(segment.start.toMillis())?.last ?? null
+        if (last !== null ? last === quantity : quantity === 0n && meter.aggregation !== 'last') continue
+        plan(segment, quantity, period)
+      }
+      /**
+       * Usage too old to stamp, or an expired report, and no recent window after it: the period's
+       * latest closed hour carries the period's value, unless the latest report already says it
+       */
+      const lastSegment = periodSegments.at(-1)
+      if (!canStampLatest || !(expired || periodSegments.some((segment) => segment.start < fresh)) || (lastSegment && lastSegment.start >= fresh)) continue
+      const value = roundHalfUp(await meterValue(db, meter, customerId, period.start, closedEnd))
+      const latestReported = [...reported].filter(([at, entry]) => inPeriod(at) && entry.last !== null).sort(([a], [b]) => b - a)[0]
+      if (latestReported ? latestReported[1].last !== value : value !== 0n || meter.aggregation === 'last') plan(latest, value, period)
     }
 
     let created = 0
@@ -250,6 +325,8 @@ export class UsageReporter {
           meter: meter.key,
           window_start: toDbDateTime(report.start),
           window_end: toDbDateTime(report.end),
+          period_start: toDbDateTime(report.period.start),
+          period_end: toDbDateTime(report.period.end),
           quantity: String(report.quantity),
           identifier: `${customerId}:${meter.key}:${report.start.toISO()}:${report.sequence}`,
           status: 'pending',
@@ -266,18 +343,34 @@ export class UsageReporter {
   }
 
   /**
-   * The customer's known billing periods (its subscriptions' current periods), oldest first.
+   * The customer's billing periods, most authoritative first (see `periodContaining`): its
+   * subscriptions' current periods (the latest starting first), then the periods its reports were
+   * counted in that end after `since` (the latest recorded first).
    */
-  async #periods(db: TransactionClientContract, customerId: number): Promise<Array<{ start: DateTime; end: DateTime }>> {
-    const rows = await db
+  async #periods(db: TransactionClientContract, customerId: number, since: DateTime): Promise<Period[]> {
+    const current = await db
       .from('billing_subscriptions')
       .where('customer_id', customerId)
       .whereNotNull('current_period_start')
       .whereNotNull('current_period_end')
       .select('current_period_start', 'current_period_end')
-    return rows
-      .map((row) => ({ start: fromDbDateTime(row.current_period_start)!, end: fromDbDateTime(row.current_period_end)! }))
-      .sort((a, b) => a.start.toMillis() - b.start.toMillis())
+    const recorded = await db
+      .from(REPORTS)
+      .where('customer_id', customerId)
+      .whereNotNull('period_start')
+      .whereNotNull('period_end')
+      .where('period_end', '>', toDbDateTime(since))
+      .groupBy('period_start', 'period_end')
+      .select('period_start', 'period_end')
+      .max('id as learned')
+    return [
+      ...current
+        .map((row) => ({ start: fromDbDateTime(row.current_period_start)!, end: fromDbDateTime(row.current_period_end)! }))
+        .sort((a, b) => b.start.toMillis() - a.start.toMillis()),
+      ...recorded
+        .sort((a, b) => Number(b.learned) - Number(a.learned))
+        .map((row) => ({ start: fromDbDateTime(row.period_start)!, end: fromDbDateTime(row.period_end)! })),
+    ].filter((period) => period.end > period.start)
   }
 
   /**
@@ -304,6 +397,20 @@ export class UsageReporter {
          * v2 stream first (batches of at most 100), v1 per report as the fallback
          */
         const outcomes = new Map<number, { ok: true } | { ok: false; error: string }>()
+        /**
+         * A row older than Stripe takes (it kept failing for a day) is not sent: it becomes `expired`
+         * and the planner reports its quantity again at a recent window of its period
+         */
+        const fetched = due.length
+        const tooOld = clock().minus({ days: STRIPE_MAX_AGE_DAYS }).plus({ minutes: 10 })
+        const expired = due.filter((report) => fromDbDateTime(report.window_start)! < tooOld)
+        for (const report of expired) {
+          await trx
+            .from(REPORTS)
+            .where('id', report.id)
+            .update({ status: 'expired', error: `Older than the ${STRIPE_MAX_AGE_DAYS} days Stripe accepts: planned again at a recent window`, updated_at: toDbDateTime(clock()) })
+        }
+        if (expired.length) due.splice(0, due.length, ...due.filter((report) => !expired.includes(report)))
         /**
          * A row that cannot be sent (a corrupt quantity) fails alone, never the batch
          */
@@ -356,7 +463,7 @@ export class UsageReporter {
         /**
          * Done when the outbox is drained, or when everything left is another worker's to send
          */
-        return due.length < batchSize || skipped === due.length
+        return fetched < batchSize || (due.length > 0 && skipped === due.length)
       })
       if (done) break
     }
@@ -429,11 +536,12 @@ export class UsageReporter {
   /**
    * The outbox's health: counts by status, the oldest window not yet sent, and every row that needs
    * attention (`blocked`: the planner could not read that customer's meter; `failed`: Stripe refused
-   * or was unreachable, retried with backoff). Healthy when nothing is blocked or failed.
+   * or was unreachable, retried with backoff). Healthy when nothing is blocked or failed. `expired`
+   * counts reports that grew older than Stripe accepts while failing; their usage is planned again.
    */
   async status(options: { limit?: number } = {}) {
     const db = this.#manager.db()
-    const counts: Record<'pending' | 'failed' | 'blocked' | 'sent', number> = { pending: 0, failed: 0, blocked: 0, sent: 0 }
+    const counts: Record<'pending' | 'failed' | 'blocked' | 'sent' | 'expired', number> = { pending: 0, failed: 0, blocked: 0, sent: 0, expired: 0 }
     for (const row of await db.from(REPORTS).groupBy('status').select('status').count('* as total')) {
       if (Object.hasOwn(counts, row.status)) counts[row.status as keyof typeof counts] = Number(row.total)
     }
@@ -555,15 +663,16 @@ function blockedIdentifier(customerId: number, meter: string): string {
 }
 
 /**
- * The billing period `at` falls in: a known subscription period, else the calendar month (UTC) cut
- * where a known period begins or ends.
+ * The billing period `at` falls in, from `layers` (most authoritative first): the first layer that
+ * contains `at`, cut where a more authoritative one begins or ends; else the calendar month (UTC) cut
+ * the same way. A period that a later one overlaps (a billing cycle reset, a subscription that
+ * replaced another) so keeps only the part the later one does not claim.
  */
-export function periodContaining(periods: Array<{ start: DateTime; end: DateTime }>, at: DateTime): { start: DateTime; end: DateTime } {
-  const known = periods.find((period) => period.start <= at && at < period.end)
-  if (known) return known
-  let start = at.toUTC().startOf('month')
-  let end = start.plus({ months: 1 })
-  for (const period of periods) {
+export function periodContaining(layers: Period[], at: DateTime): Period {
+  const index = layers.findIndex((period) => period.start <= at && at < period.end)
+  let start = index >= 0 ? layers[index].start : at.toUTC().startOf('month')
+  let end = index >= 0 ? layers[index].end : start.plus({ months: 1 })
+  for (const period of index >= 0 ? layers.slice(0, index) : layers) {
     if (period.end <= at && period.end > start) start = period.end
     if (period.start > at && period.start < end) end = period.start
   }
