@@ -240,6 +240,33 @@ test.group('usage reporting of max and unique_count meters', () => {
 })
 
 for (const dialect of DIALECTS) {
+  test.group(`usage reporting of values too old to stamp [${dialect}]`, () => {
+    test('a max value from a window older than 34 days is reported once at the latest hour of its period, not again each hour', async ({ assert }) => {
+      const { testCatalog } = await import('./fixtures/catalog.ts')
+      const catalog = testCatalog()
+      catalog.meters = { ...catalog.meters, storage: { name: 'Peak storage', aggregation: 'max' } }
+      const w = await reportingWorld(dialect, catalog)
+      const now = DateTime.utc()
+      const { default: Subscription } = await import('../src/models/subscription.ts')
+      await Subscription.create({ customerId: w.customerId, name: 'default', plan: 'pro', status: 'active', cancelAtPeriodEnd: false, currentPeriodStart: now.minus({ days: 60 }), currentPeriodEnd: now.plus({ days: 300 }) })
+      const old = now.minus({ days: 35 }).plus({ hours: 3 }).startOf('hour')
+      await w.billing.usage.recordMany([{ customerId: w.customerId, meter: 'storage', quantity: 40, idempotencyKey: 'old', at: old.plus({ minutes: 5 }) }])
+      assert.equal(await w.billing.usageReporter.plan({ now }), 1)
+      const [row] = await UsageReport.query().where('meter', 'storage')
+      assert.equal(row.quantity, '40')
+      assert.isTrue(row.windowStart >= now.minus({ hours: 2 }), `stamped at ${row.windowStart.toISO()}`)
+      assert.equal(await w.billing.usageReporter.plan({ now: now.plus({ hours: 1 }) }), 0)
+      assert.equal(await w.billing.usageReporter.plan({ now: now.plus({ hours: 2 }) }), 0)
+      /**
+       * A higher value arrives late in the same old window: one correction, at the latest hour
+       */
+      await w.billing.usage.recordMany([{ customerId: w.customerId, meter: 'storage', quantity: 55, idempotencyKey: 'old-late', at: old.plus({ minutes: 6 }) }])
+      assert.equal(await w.billing.usageReporter.plan({ now: now.plus({ hours: 2 }) }), 1)
+      assert.equal(await w.billing.usageReporter.plan({ now: now.plus({ hours: 3 }) }), 0)
+      assert.deepEqual((await UsageReport.query().where('meter', 'storage').orderBy('id')).map((report) => report.quantity), ['40', '55'])
+    })
+  })
+
   test.group(`usage reporting isolates failures [${dialect}]`, (group) => {
     group.tap((t) => t.timeout(60_000))
 
