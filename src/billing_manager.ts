@@ -86,7 +86,11 @@ export class BillingManager {
     this.catalog = new Catalog(config)
     this.stripe = new StripeGateway(config)
     const expectedPrices = new Map(Object.values(config.plans).flatMap((plan) => planPriceParams(plan).map((params) => [params.lookup_key!, params] as const)))
-    this.prices = new PriceResolver(this.stripe, (lookupKey) => expectedPrices.get(lookupKey))
+    this.prices = new PriceResolver(
+      this.stripe,
+      (lookupKey) => expectedPrices.get(lookupKey),
+      (meterKey) => config.meters[meterKey]?.eventName
+    )
     this.webhooks = new WebhookProcessor(this)
     this.entitlementCache = new EntitlementCache(config.policy.cacheTtlSeconds)
     this.entitlements = new EntitlementResolver(this)

@@ -449,6 +449,71 @@ for (const dialect of DIALECTS) {
       assert.lengthOf(sessions(running.fake), 3)
       assert.equal((current.fake.store.get(sessions(running.fake)[2].body.line_items[0].price) as any).unit_amount, 3900)
     })
+
+    test('a price moved to another product, or a usage price moved to another meter, is refused at checkout like billing:sync would replace it', async ({ assert }) => {
+      const { setupStripeApp } = await import('./helpers.ts')
+      const running = await setupStripeApp(dialect)
+      await sync(running)
+      const user = await User.create({ email: 'buyer@example.com', name: null })
+      const stripe = await running.billing.stripe.client()
+      const takeOver = async (lookupKey: string, change: (params: any) => Promise<void> | void) => {
+        const [old] = (await stripe.prices.list({ lookup_keys: [lookupKey], active: true })).data
+        const params: any = {
+          currency: old.currency,
+          unit_amount: old.unit_amount ?? undefined,
+          recurring: { interval: old.recurring!.interval, interval_count: old.recurring!.interval_count, usage_type: old.recurring!.usage_type, meter: old.recurring!.meter ?? undefined },
+          product: old.product as string,
+          tax_behavior: old.tax_behavior ?? undefined,
+          lookup_key: lookupKey,
+          transfer_lookup_key: true,
+          metadata: old.metadata,
+        }
+        if (old.billing_scheme === 'tiered') {
+          const [full] = (await stripe.prices.list({ lookup_keys: [lookupKey], active: true, expand: ['data.tiers'] })).data
+          delete params.unit_amount
+          params.billing_scheme = 'tiered'
+          params.tiers_mode = full.tiers_mode
+          params.tiers = full.tiers!.map((tier) => ({ up_to: tier.up_to ?? 'inf', unit_amount_decimal: tier.unit_amount_decimal ?? undefined, flat_amount: tier.flat_amount ?? undefined }))
+        }
+        await change(params)
+        await stripe.prices.create(params)
+        await stripe.prices.update(old.id, { active: false })
+      }
+      const refusal = () =>
+        running.billing
+          .for(user)
+          .checkout('pro', urls)
+          .then(() => null, (caught) => caught)
+
+      /**
+       * Same amount, but on a product that is not the plan's
+       */
+      const stranger = await stripe.products.create({ name: 'Not a plan' })
+      await takeOver('pro_month', (params) => {
+        params.product = stranger.id
+      })
+      running.billing.prices.clear()
+      const moved = await refusal()
+      assert.equal(moved?.code, 'E_BILLING_PRICE_MISMATCH', String(moved?.message))
+      assert.match(moved.message, /"pro_month".*product/)
+      assert.lengthOf(sessions(running.fake), 0)
+      await sync(running)
+      assert.match((await running.billing.for(user).checkout('pro', urls)).url, /checkout\.stripe\.com/)
+
+      /**
+       * The usage price, same tiers, but billing another meter
+       */
+      const usageKey = (running.fake.store.prices() as any[]).find((price) => price.active && price.metadata?.adonis_billing_meter === 'api_calls' && price.recurring?.interval === 'month').lookup_key as string
+      const otherMeter = await stripe.billing.meters.create({ display_name: 'Other', event_name: 'other_calls', default_aggregation: { formula: 'sum' } })
+      await takeOver(usageKey, (params) => {
+        params.recurring.meter = otherMeter.id
+      })
+      running.billing.prices.clear()
+      const rewired = await refusal()
+      assert.equal(rewired?.code, 'E_BILLING_PRICE_MISMATCH', String(rewired?.message))
+      assert.match(rewired.message, new RegExp(`"${usageKey}".*meter`))
+      assert.lengthOf(sessions(running.fake), 1)
+    })
   })
 }
 

@@ -339,6 +339,7 @@ for (const dialect of DIALECTS) {
         'GET /v1/customers/search',
         'POST /v1/customers',
         'GET /v1/prices',
+        'GET /v1/billing/meters',
         'POST /v1/payment_methods/pm_card_visa/attach',
         `POST /v1/customers/${stripeCustomerId}`,
         `GET /v1/customers/${stripeCustomerId}`,

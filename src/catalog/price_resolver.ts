@@ -11,7 +11,7 @@ import type { Stripe } from 'stripe'
 import type { StripeGateway } from '../stripe/stripe_gateway.ts'
 import { StripeInvalidRequestException } from '../stripe/stripe_errors.ts'
 import { InvalidConfigException, PriceMismatchException } from '../errors.ts'
-import { type PriceParams, priceChanges } from './price_params.ts'
+import { PLAN_METADATA_KEY, type PriceParams, priceChanges } from './price_params.ts'
 import debug from '../debug.ts'
 
 /**
@@ -19,17 +19,30 @@ import debug from '../debug.ts'
  * a price whose amount, currency, interval or tiers differ from the catalog is refused
  * (`E_BILLING_PRICE_MISMATCH`) and never cached. Verified prices are cached for a short time; the
  * cache is dropped when Stripe rejects a cached price (another process ran `billing:sync` and archived
- * it), and the call is retried once with the fresh price (`retryOnRejection`).
+ * it), and the call is retried once with the fresh price (`retryOnRejection`). A price must also be on
+ * the plan's product, and a usage price must bill the catalog meter (the rule `billing:sync` applies).
  */
 export class PriceResolver {
   #gateway: StripeGateway
   #expected: (lookupKey: string) => PriceParams | undefined
+  #meterEventName: (meterKey: string) => string | undefined
   #ttlMs: number
   #cache = new Map<string, { price: Stripe.Price; expiresAt: number }>()
+  #meterEvents = new Map<string, string>()
 
-  constructor(gateway: StripeGateway, expected: (lookupKey: string) => PriceParams | undefined, ttlMs = 5 * 60_000) {
+  /**
+   * @param expected the catalog's parameters of a lookup key's price
+   * @param meterEventName the Stripe event name of a catalog meter (a usage price must bill it)
+   */
+  constructor(
+    gateway: StripeGateway,
+    expected: (lookupKey: string) => PriceParams | undefined,
+    meterEventName: (meterKey: string) => string | undefined = () => undefined,
+    ttlMs = 5 * 60_000
+  ) {
     this.#gateway = gateway
     this.#expected = expected
+    this.#meterEventName = meterEventName
     this.#ttlMs = ttlMs
   }
 
@@ -44,12 +57,14 @@ export class PriceResolver {
     const mismatches = new Map<string, { price: Stripe.Price; changes: string[] }>()
     for (let index = 0; index < missing.length; index += 10) {
       const page = await this.#gateway.call((stripe) =>
-        stripe.prices.list({ lookup_keys: missing.slice(index, index + 10), active: true, limit: 100, expand: ['data.tiers'] })
+        stripe.prices.list({ lookup_keys: missing.slice(index, index + 10), active: true, limit: 100, expand: ['data.tiers', 'data.product'] })
       )
+      if (page.data.some((price) => price.recurring?.meter && !this.#meterEvents.has(price.recurring.meter))) await this.#loadMeters()
+      const meters = this.#meterEvents
       for (const price of page.data) {
         if (!price.lookup_key) continue
         const expected = this.#expected(price.lookup_key)
-        const changes = expected ? priceChanges(price, expected, null) : []
+        const changes = expected ? this.#changes(price, expected, meters) : []
         if (changes.length) {
           this.#cache.delete(price.lookup_key)
           mismatches.set(price.lookup_key, { price, changes })
@@ -71,6 +86,34 @@ export class PriceResolver {
       const cached = this.#cache.get(key)
       if (!cached) throw new InvalidConfigException(`prices.${key}`, 'no active Stripe price has this lookup key: run "node ace billing:sync"')
       return cached.price
+    })
+  }
+
+  /**
+   * What differs between Stripe's price and the catalog's, by the rule `billing:sync` applies: the
+   * price must belong to the plan's product (its plan metadata) and a usage price must bill the
+   * catalog meter's event.
+   */
+  #changes(price: Stripe.Price, expected: PriceParams, meters: Map<string, string>): string[] {
+    const product = typeof price.product === 'string' ? null : price.product
+    const planKey = expected.metadata && typeof expected.metadata === 'object' ? (expected.metadata as Record<string, string>)[PLAN_METADATA_KEY] : undefined
+    const productId = product?.id ?? (price.product as string)
+    const productOk = !planKey || (product && !('deleted' in product && product.deleted) && (product as Stripe.Product).metadata?.[PLAN_METADATA_KEY] === planKey)
+    const eventName = expected.meterKey ? this.#meterEventName(expected.meterKey) : undefined
+    const meterId = price.recurring?.meter ?? null
+    const meterOk = !expected.meterKey || (meterId !== null && eventName !== undefined && meters.get(meterId) === eventName)
+    return [
+      ...priceChanges(price, expected, productId, expected.meterKey ? (meterOk ? meterId : `the meter of "${eventName}"`) : undefined),
+      ...(productOk ? [] : [`product ${JSON.stringify(productId)} → the product of plan "${planKey}"`]),
+    ]
+  }
+
+  /**
+   * Reads Stripe's meters (id → event name; a meter's event name never changes, so they stay known)
+   */
+  async #loadMeters() {
+    await this.#gateway.call(async (stripe) => {
+      for await (const meter of stripe.billing.meters.list({ limit: 100 })) this.#meterEvents.set(meter.id, meter.event_name)
     })
   }
 
