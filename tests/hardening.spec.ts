@@ -540,6 +540,53 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 3 })
     })
 
+    if (dialect === 'pg') {
+      test('a database writer that does not own the tables cannot pass as the seal from a trigger of its own; the app running as it still chains', async ({ assert }) => {
+        const world = await setupApp(dialect)
+        await world.billing.audit.record({ action: 'before' })
+        const db = world.db.connection()
+        await db.rawQuery("do $$ begin create role billing_writer nologin; exception when duplicate_object then null; end $$")
+        /**
+         * The grants the migration documents for the app's role, and one too many: UPDATE on the head
+         */
+        for (const statement of [
+          'grant usage, create on schema public to billing_writer',
+          'grant select, insert on billing_audit_logs, billing_audit_personal_data to billing_writer',
+          'grant update (mac) on billing_audit_logs to billing_writer',
+          'grant select on billing_audit_head to billing_writer',
+          'grant usage on all sequences in schema public to billing_writer',
+        ]) {
+          await db.rawQuery(statement)
+        }
+        await db.rawQuery('grant update on billing_audit_head to billing_writer')
+        const asWriter = (statements: string[]) =>
+          db.transaction(async (trx) => {
+            await trx.rawQuery('set local role billing_writer')
+            for (const statement of statements) await trx.rawQuery(statement)
+          })
+        const attack = asWriter([
+          'create table writer_pad (id int)',
+          "create function writer_move() returns trigger language plpgsql as $f$ begin update billing_audit_head set rows = rows + 1, hash = repeat('f', 64) where id = 1; return new; end $f$",
+          'create trigger writer_move after insert on writer_pad for each row execute function writer_move()',
+          'insert into writer_pad values (1)',
+        ])
+        await assert.rejects(() => attack, /only moves with the chain/)
+        assert.deepInclude(await db.from('billing_audit_head').where('id', 1).first(), { rows: '1' })
+
+        /**
+         * The app running as that role: its rows are linked at commit by the seal, which runs as the
+         * tables' owner, and verify
+         */
+        await db.transaction(async (trx) => {
+          await trx.rawQuery('set local role billing_writer')
+          await world.billing.audit.record({ action: 'as-writer', metadata: { n: 1 } }, { client: trx })
+        })
+        await world.billing.audit.seal()
+        assert.deepInclude(await db.from('billing_audit_head').where('id', 1).first(), { rows: '2' })
+        assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 2 })
+      })
+    }
+
     test('a writer who drops the guards and recomputes the unkeyed sha256 chain is caught; so is a deleted head', async ({ assert }) => {
       const { dropAuditGuards } = await import('./audit_helpers.ts')
       const { chainHash } = await import('../src/audit/audit_trail.ts')
