@@ -705,6 +705,40 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 3 })
       assert.equal((await AuditLog.query().orderBy('seq', 'desc').firstOrFail()).action, 'audit.personal_data_erased')
     })
+
+    test('personal data of rows with no customer is erasable by the value itself or by the rows\' subject', async ({ assert }) => {
+      const world = await setupApp(dialect)
+      const invited = await world.billing.audit.record({
+        action: 'team.invited',
+        subject: { type: 'invitation', id: 7 },
+        after: { email: 'lost@example.com', contact: { phone: '+15550199' } },
+      })
+      const other = await world.billing.audit.record({ action: 'team.invited', subject: { type: 'invitation', id: 8 }, after: { email: 'kept@example.com' } })
+      const stored = () => world.db.connection().from('billing_audit_personal_data').select('*')
+      assert.lengthOf(await stored(), 3)
+
+      assert.equal(await world.billing.audit.erasePersonalData({ value: 'lost@example.com' }, { reason: 'GDPR request #13' }), 1)
+      const [shown] = await world.billing.audit.reveal([await AuditLog.findOrFail(invited.id)])
+      assert.deepEqual(shown.after, { email: { $erased: true }, contact: { phone: '+15550199' } })
+      assert.equal(await world.billing.audit.erasePersonalData({ subject: { type: 'invitation', id: 7 } }), 1)
+      const [gone] = await world.billing.audit.reveal([await AuditLog.findOrFail(invited.id)])
+      assert.deepEqual(gone.after, { email: { $erased: true }, contact: { phone: { $erased: true } } })
+      const [kept] = await world.billing.audit.reveal([await AuditLog.findOrFail(other.id)])
+      assert.deepEqual(kept.after, { email: 'kept@example.com' })
+
+      /**
+       * The erasures are audited without repeating what they erased, and the chain verifies
+       */
+      assert.notInclude(JSON.stringify(await world.db.connection().from('billing_audit_logs').select('*')), 'lost@example.com')
+      assert.notInclude(JSON.stringify(await stored()), 'lost@example.com')
+      const erasures = await AuditLog.query().where('action', 'audit.personal_data_erased').orderBy('seq')
+      assert.deepEqual(erasures.map((row) => [row.subjectType, row.subjectId, row.after]), [
+        [null, null, { erased: 1 }],
+        ['invitation', '7', { erased: 1 }],
+      ])
+      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 4 })
+      await assert.rejects(() => world.billing.audit.erasePersonalData({} as any), /customerId, value or subject/)
+    })
   })
 }
 

@@ -9,7 +9,7 @@
 
 import { createHash } from 'node:crypto'
 import { AuditKeyring, type AuditCheckpoint } from './audit_key.ts'
-import { PERSONAL_DATA_TABLE, erasePersonalData, revealPersonalData, separatePersonalData, storePersonalData } from './personal_data.ts'
+import { PERSONAL_DATA_TABLE, type PersonalDataTarget, erasePersonalData, revealPersonalData, separatePersonalData, storePersonalData } from './personal_data.ts'
 import { DateTime } from 'luxon'
 import type { ApplicationService, EmitterService } from '@adonisjs/core/types'
 import type { QueryClientContract, TransactionClientContract } from '@adonisjs/lucid/types/database'
@@ -17,6 +17,7 @@ import AuditLog from '../models/audit_log.ts'
 import { toDbDateTime } from '../models/columns.ts'
 import { canonicalJson } from './canonical_json.ts'
 import { currentActor, unverifiedText } from './actor.ts'
+import { InvalidArgumentException } from '../errors.ts'
 import debug from '../debug.ts'
 import { AuditChainBrokenException } from '../errors.ts'
 import type { AuditEntryInput } from '../types.ts'
@@ -513,14 +514,25 @@ export class AuditTrail {
   }
 
   /**
-   * Erases the personal data a customer's audit rows refer to (GDPR erasure), audited itself. The
-   * chain still verifies: the rows keep only references and salted digests. Returns how many values
-   * were erased.
+   * Erases personal data audit rows refer to (GDPR erasure), audited itself (without the erased
+   * values): a customer's (`customerId`, or `{ customerId }`), every stored copy of a value
+   * (`{ value: 'ada@example.com' }`, for rows that name no customer), or what the rows about one
+   * subject hold (`{ subject: { type, id } }`). The chain still verifies: the rows keep only
+   * references and salted digests. Returns how many values were erased.
    */
-  async erasePersonalData(customerId: number, options: { actor?: AuditEntryInput['actor']; reason?: string } = {}): Promise<number> {
+  async erasePersonalData(target: number | PersonalDataTarget, options: { actor?: AuditEntryInput['actor']; reason?: string } = {}): Promise<number> {
+    const chosen: PersonalDataTarget = typeof target === 'number' ? { customerId: target } : target
+    const valid =
+      chosen && typeof chosen === 'object' &&
+      (('customerId' in chosen && Number.isSafeInteger(chosen.customerId)) ||
+        ('value' in chosen && chosen.value !== undefined && chosen.value !== null && chosen.value !== '') ||
+        ('subject' in chosen && !!chosen.subject?.type && chosen.subject.id !== undefined && chosen.subject.id !== null && chosen.subject.id !== ''))
+    if (!valid) throw new InvalidArgumentException('erasePersonalData needs a customerId, value or subject')
     return this.#connection().transaction(async (trx) => {
-      const erased = await erasePersonalData(trx, customerId)
-      await this.record({ action: 'audit.personal_data_erased', actor: options.actor, customerId, subject: { type: 'customer', id: customerId }, after: { erased }, metadata: options.reason ? { reason: options.reason } : null }, { client: trx })
+      const erased = await erasePersonalData(trx, chosen)
+      const customerId = 'customerId' in chosen ? chosen.customerId : null
+      const subject = 'customerId' in chosen ? { type: 'customer', id: chosen.customerId } : 'subject' in chosen ? chosen.subject : undefined
+      await this.record({ action: 'audit.personal_data_erased', actor: options.actor, customerId, subject, after: { erased }, metadata: options.reason ? { reason: options.reason } : null }, { client: trx })
       return erased
     })
   }

@@ -18,6 +18,7 @@ import { canonicalJson } from './canonical_json.ts'
  * (GDPR) without breaking the chain.
  */
 export const PERSONAL_DATA_TABLE = 'billing_audit_personal_data'
+const AUDIT_TABLE = 'billing_audit_logs'
 
 /**
  * Top-level fields of `before`/`after` that hold personal data: of a customer (its mirror from
@@ -129,10 +130,51 @@ export async function revealPersonalData<T extends { before: any; after: any }>(
 }
 
 /**
- * Erases the personal data of a customer's audit rows (GDPR erasure): the values and their salts go,
- * the chained rows stay intact and still verify. Returns how many values were erased.
+ * Who to erase personal data for: a customer (its rows' values), a value itself (every stored copy of
+ * it, e.g. an email address, whatever row holds it), or the rows about one subject.
  */
-export async function erasePersonalData(client: QueryClientContract | TransactionClientContract, customerId: number): Promise<number> {
-  const result = await client.from(PERSONAL_DATA_TABLE).where('customer_id', customerId).delete()
-  return Array.isArray(result) ? Number(result[0] ?? 0) : Number(result)
+export type PersonalDataTarget = { customerId: number } | { value: unknown } | { subject: { type: string; id: string | number } }
+
+/**
+ * Erases personal data of audit rows (GDPR erasure): the values and their salts go, the chained rows
+ * stay intact and still verify. Returns how many values were erased.
+ */
+export async function erasePersonalData(client: QueryClientContract | TransactionClientContract, target: PersonalDataTarget): Promise<number> {
+  const count = (result: unknown) => (Array.isArray(result) ? Number(result[0] ?? 0) : Number(result))
+  if ('customerId' in target) return count(await client.from(PERSONAL_DATA_TABLE).where('customer_id', target.customerId).delete())
+  if ('value' in target) return count(await client.from(PERSONAL_DATA_TABLE).where('value', JSON.stringify(target.value)).delete())
+  /**
+   * The references the subject's rows hold, a page of rows at a time
+   */
+  let erased = 0
+  let after = 0
+  for (;;) {
+    const rows = await client
+      .from(AUDIT_TABLE)
+      .where('subject_type', target.subject.type)
+      .where('subject_id', String(target.subject.id))
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(500)
+      .select('id', 'before', 'after', 'metadata')
+    if (!rows.length) return erased
+    after = Number(rows[rows.length - 1].id)
+    const refs = new Set<string>()
+    const collect = (value: unknown) => {
+      const parsed = typeof value === 'string' ? safeJson(value) : value
+      if (!parsed || typeof parsed !== 'object') return
+      if (isPersonalRef(parsed)) refs.add(parsed.$personal)
+      else for (const item of Object.values(parsed)) collect(item)
+    }
+    for (const row of rows) for (const document of [row.before, row.after, row.metadata]) collect(document)
+    if (refs.size) erased += count(await client.from(PERSONAL_DATA_TABLE).whereIn('ref', [...refs]).delete())
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return null
+  }
 }
