@@ -554,7 +554,7 @@ for (const dialect of DIALECTS) {
           'grant select, insert on billing_audit_logs, billing_audit_personal_data to billing_writer',
           'grant update (mac) on billing_audit_logs to billing_writer',
           'grant select on billing_audit_head to billing_writer',
-          'grant usage on all sequences in schema public to billing_writer',
+          'grant usage on sequence billing_audit_logs_id_seq to billing_writer',
         ]) {
           await db.rawQuery(statement)
         }
@@ -572,6 +572,23 @@ for (const dialect of DIALECTS) {
         ])
         await assert.rejects(() => attack, /only moves with the chain/)
         assert.deepInclude(await db.from('billing_audit_head').where('id', 1).first(), { rows: '1' })
+        /**
+         * Nor attach the seal itself to a table of its own
+         */
+        await assert.rejects(
+          () =>
+            asWriter([
+              'create temp table writer_seal (id bigint, content_hash text)',
+              'create trigger writer_seal after insert on writer_seal for each row execute function public.billing_audit_seal()',
+              "insert into writer_seal values (-1, 'chosen')",
+            ]),
+          /permission denied/
+        )
+        assert.deepInclude(await db.from('billing_audit_head').where('id', 1).first(), { rows: '1' })
+        /**
+         * Nor plant a function the seal (running as the owner) would call instead of pg_catalog's
+         */
+        await asWriter(["create function public.convert_to(text, text) returns bytea language plpgsql as $f$ begin raise exception 'hijacked'; end $f$"])
 
         /**
          * The app running as that role: its rows are linked at commit by the seal, which runs as the
@@ -584,6 +601,16 @@ for (const dialect of DIALECTS) {
         await world.billing.audit.seal()
         assert.deepInclude(await db.from('billing_audit_head').where('id', 1).first(), { rows: '2' })
         assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 2 })
+
+        /**
+         * The seal handed to another owner role (REASSIGN OWNED, a restore under another role) still
+         * seals: the guards follow the seal's current owner
+         */
+        await db.rawQuery("do $$ begin create role billing_ops nologin; exception when duplicate_object then null; end $$")
+        await db.rawQuery('grant select, update on billing_audit_logs, billing_audit_head to billing_ops')
+        await db.rawQuery('alter function billing_audit_seal() owner to billing_ops')
+        await world.billing.audit.record({ action: 'after-owner-change' })
+        assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 3 })
       })
     }
 
