@@ -31,7 +31,7 @@ export default class BillingUsageStatus extends BaseCommand {
     } else {
       const { counts } = status
       this.logger.log(
-        `${status.healthy ? this.colors.green('healthy') : this.colors.red('unhealthy')}: ${counts.sent} sent, ${counts.pending} pending, ${counts.failed} failed, ${counts.blocked} blocked, ${counts.expired} expired`
+        `${status.healthy ? this.colors.green('healthy') : this.colors.red('unhealthy')}: ${counts.sent} sent, ${counts.pending} pending, ${counts.failed} failed, ${counts.blocked} blocked, ${counts.expired} expired, ${counts.late} late`
       )
       if (status.oldestUnsentWindow) this.logger.log(`oldest unsent window: ${status.oldestUnsentWindow}`)
       if (status.problems.length) {

@@ -286,6 +286,29 @@ for (const dialect of DIALECTS) {
         table.dropColumn('period_start')
         table.dropColumn('period_end')
       })
+      /**
+       * A report made before the upgrade, inside its customer's current subscription period, and one
+       * outside any known period
+       */
+      const user = await User.create({ email: 'periods@example.com', name: null })
+      const customer = await world.billing.for(user).customer()
+      const { default: Subscription } = await import('../src/models/subscription.ts')
+      const { toDbDateTime } = await import('../src/models/columns.ts')
+      const start = DateTime.utc().minus({ days: 3 }).startOf('hour').plus({ minutes: 30 })
+      await Subscription.create({ customerId: customer.id, name: 'default', plan: 'pro', status: 'active', cancelAtPeriodEnd: false, currentPeriodStart: start, currentPeriodEnd: start.plus({ months: 1 }) })
+      const report = (identifier: string, at: DateTime) => ({
+        customer_id: customer.id,
+        meter: 'api_calls',
+        window_start: toDbDateTime(at),
+        window_end: toDbDateTime(at.plus({ hours: 1 })),
+        quantity: '1',
+        identifier,
+        status: 'sent',
+        attempts: 1,
+        created_at: toDbDateTime(at),
+        updated_at: toDbDateTime(at),
+      })
+      await world.db.table('billing_usage_reports').multiInsert([report('inside', start.plus({ hours: 2 }).startOf('hour')), report('before', start.minus({ days: 2 }).startOf('hour'))])
       await world.db.from('adonis_schema').where('name', 'like', '%add_billing_usage_report_periods%').delete()
       const { MigrationRunner } = await import('@adonisjs/lucid/migration')
       const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
@@ -293,6 +316,15 @@ for (const dialect of DIALECTS) {
       assert.equal(runner.status, 'completed', String(runner.error))
       assert.isTrue(await schema().hasColumn('billing_usage_reports', 'period_start'))
       assert.isTrue(await schema().hasColumn('billing_usage_reports', 'period_end'))
+      const { default: UsageReport } = await import('../src/models/usage_report.ts')
+      const rows = await UsageReport.query().orderBy('identifier')
+      assert.deepEqual(
+        rows.map((row) => [row.identifier, row.periodStart?.toMillis() ?? null, row.periodEnd?.toMillis() ?? null]),
+        [
+          ['before', null, null],
+          ['inside', start.toMillis(), start.plus({ months: 1 }).toMillis()],
+        ]
+      )
       /**
        * Run again on the upgraded schema: nothing to do
        */
@@ -513,6 +545,17 @@ for (const dialect of DIALECTS) {
       assert.equal(rewired?.code, 'E_BILLING_PRICE_MISMATCH', String(rewired?.message))
       assert.match(rewired.message, new RegExp(`"${usageKey}".*meter`))
       assert.lengthOf(sessions(running.fake), 1)
+
+      /**
+       * Back on the catalog meter, but that meter deactivated (it records nothing: the usage would bill 0)
+       */
+      await sync(running)
+      const meter = (await stripe.billing.meters.list({ limit: 100 })).data.find((candidate) => candidate.event_name === 'api_calls')!
+      await stripe.billing.meters.deactivate(meter.id)
+      running.billing.prices.clear()
+      const inactive = await refusal()
+      assert.equal(inactive?.code, 'E_BILLING_PRICE_MISMATCH', String(inactive?.message))
+      assert.match(inactive.message, /active meter/)
     })
   })
 }
@@ -741,8 +784,14 @@ for (const dialect of DIALECTS) {
         after: { email: 'lost@example.com', contact: { phone: '+15550199' } },
       })
       const other = await world.billing.audit.record({ action: 'team.invited', subject: { type: 'invitation', id: 8 }, after: { email: 'kept@example.com' } })
+      /**
+       * A customer's row holding the same address: not someone else's erasure
+       */
+      const user = await User.create({ email: 'holder@example.com', name: null })
+      const customer = await world.billing.for(user).customer()
+      const holder = await world.billing.audit.record({ action: 'team.invited', customerId: customer.id, subject: { type: 'invitation', id: 9 }, after: { email: 'lost@example.com' } })
       const stored = () => world.db.connection().from('billing_audit_personal_data').select('*')
-      assert.lengthOf(await stored(), 3)
+      const before = (await stored()).length
 
       assert.equal(await world.billing.audit.erasePersonalData({ value: 'lost@example.com' }, { reason: 'GDPR request #13' }), 1)
       const [shown] = await world.billing.audit.reveal([await AuditLog.findOrFail(invited.id)])
@@ -752,18 +801,23 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(gone.after, { email: { $erased: true }, contact: { phone: { $erased: true } } })
       const [kept] = await world.billing.audit.reveal([await AuditLog.findOrFail(other.id)])
       assert.deepEqual(kept.after, { email: 'kept@example.com' })
+      const [held] = await world.billing.audit.reveal([await AuditLog.findOrFail(holder.id)])
+      assert.deepEqual(held.after, { email: 'lost@example.com' })
+      assert.lengthOf(await stored(), before - 2)
 
       /**
        * The erasures are audited without repeating what they erased, and the chain verifies
        */
       assert.notInclude(JSON.stringify(await world.db.connection().from('billing_audit_logs').select('*')), 'lost@example.com')
+      assert.equal(await world.billing.audit.erasePersonalData({ value: 'lost@example.com', customerId: customer.id }), 1)
       assert.notInclude(JSON.stringify(await stored()), 'lost@example.com')
       const erasures = await AuditLog.query().where('action', 'audit.personal_data_erased').orderBy('seq')
       assert.deepEqual(erasures.map((row) => [row.subjectType, row.subjectId, row.after]), [
         [null, null, { erased: 1 }],
         ['invitation', '7', { erased: 1 }],
+        ['customer', String(customer.id), { erased: 1 }],
       ])
-      assert.deepEqual(await world.billing.audit.verify(), { ok: true, checked: 4 })
+      assert.deepEqual((await world.billing.audit.verify()).ok, true)
       await assert.rejects(() => world.billing.audit.erasePersonalData({} as any), /customerId, value or subject/)
     })
   })

@@ -135,7 +135,11 @@ for (const dialect of DIALECTS) {
         ['0.5', monthStart.minus({ minutes: 20 })],
         ['0.5', monthStart.plus({ minutes: 20 })],
       ])
-      await w.report()
+      /**
+       * Reported in time: planned as the period ends
+       */
+      await w.billing.usageReporter.plan({ now: periodEnd.plus({ minutes: 10 }) })
+      await w.billing.usageReporter.send()
       const billedInPeriod = () =>
         w.fake.meterEvents
           .filter((event) => event.timestamp >= periodStart.toSeconds() && event.timestamp < periodEnd.toSeconds())
@@ -159,6 +163,34 @@ for (const dialect of DIALECTS) {
         (await UsageReport.query().where('customer_id', renewing.customerId)).map((row) => [row.periodStart?.toMillis(), row.periodEnd?.toMillis()]),
         [[periodStart.toMillis(), periodEnd.toMillis()]]
       )
+      assert.deepInclude(await w.billing.usageReporter.status(), { healthy: true })
+
+      /**
+       * Usage of the ended period that arrives now is reported in it, but Stripe invoiced that period
+       * already: the outbox says so (unhealthy, `late`)
+       */
+      await w.billing.usage.recordMany([{ customerId: renewing.customerId, meter: 'api_calls', quantity: 3, idempotencyKey: 'late', at: monthStart.plus({ minutes: 30 }) }])
+      assert.equal(await w.billing.usageReporter.plan(), 1)
+      assert.deepInclude(await w.billing.usageReporter.status(), { healthy: false, counts: { pending: 1, failed: 0, blocked: 0, sent: 1, expired: 0, late: 1 } })
+    })
+
+    test('another subscription of the customer (an add-on, an incomplete one) does not cut the period of the one billing the meter', async ({ assert }) => {
+      const w = await meteredWorld(dialect)
+      const both = await w.subscriber('both@example.com', 'metered')
+      /**
+       * Half a unit before and after the add-on starts: one unit for the metered subscription's period
+       */
+      w.fake.setNow(Math.floor(DateTime.utc().minus({ hours: 6 }).toSeconds()))
+      await w.billing.for(both.user).subscribe('extra_seats', { name: 'seats', paymentMethod: 'pm_card_visa', trialDays: 0 })
+      w.fake.setNow(Math.floor(DateTime.utc().toSeconds()))
+      await both.record([
+        ['0.5', w.periodStart.plus({ hours: 1 })],
+        ['0.5', DateTime.utc().minus({ hours: 3 })],
+      ])
+      await w.report()
+      assert.deepEqual(await w.stripeBills(both.user), { amount: 100, quantity: 1 })
+      assert.deepInclude((await w.billing.for(both.user).usage('api_calls').preview())!, { usage: '1', quantity: '1', amount: 100 })
+      assert.equal(w.fake.meterEvents.reduce((sum, event) => sum + Number(event.payload.value), 0), 1)
     })
 
     test('usage older than Stripe takes is reported at a recent window of its period, also after a day of failures', async ({ assert }) => {
@@ -203,7 +235,7 @@ for (const dialect of DIALECTS) {
       const later = DateTime.utc().plus({ days: 3 })
       w.fake.setNow(Math.floor(later.toSeconds()))
       assert.deepEqual(await w.billing.usageReporter.send({ now: () => later }), { sent: 0, failed: 0 })
-      assert.deepInclude(await w.billing.usageReporter.status(), { counts: { pending: 0, failed: 0, blocked: 0, sent: 0, expired: 1 } })
+      assert.deepInclude(await w.billing.usageReporter.status(), { counts: { pending: 0, failed: 0, blocked: 0, sent: 0, expired: 1, late: 0 } })
       assert.equal(await w.billing.usageReporter.plan({ now: later }), 1)
       assert.deepEqual(await w.billing.usageReporter.send({ now: () => later }), { sent: 1, failed: 0 })
       assert.deepEqual(

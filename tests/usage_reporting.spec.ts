@@ -293,7 +293,7 @@ for (const dialect of DIALECTS) {
       await status.exec()
       assert.equal(status.exitCode, 1)
       const report = JSON.parse(status.ui.logger.getLogs()[0].message)
-      assert.deepInclude(report, { healthy: false, counts: { pending: 0, failed: 0, blocked: 1, sent: 1, expired: 0 } })
+      assert.deepInclude(report, { healthy: false, counts: { pending: 0, failed: 0, blocked: 1, sent: 1, expired: 0, late: 0 } })
       assert.deepInclude(report.problems[0], { customerId: w.customerId, meter: 'api_calls', status: 'blocked' })
       assert.match(report.problems[0].error, /Not an exact decimal sum/)
 
@@ -303,7 +303,7 @@ for (const dialect of DIALECTS) {
       await w.db.connection().from('billing_usage_rollups').where('customer_id', w.customerId).update({ sum: '5' })
       assert.equal(await w.billing.usageReporter.plan(), 1)
       assert.deepEqual(await w.billing.usageReporter.send(), { sent: 1, failed: 0 })
-      assert.deepInclude(await w.billing.usageReporter.status(), { healthy: true, counts: { pending: 0, failed: 0, blocked: 0, sent: 2, expired: 0 } })
+      assert.deepInclude(await w.billing.usageReporter.status(), { healthy: true, counts: { pending: 0, failed: 0, blocked: 0, sent: 2, expired: 0, late: 0 } })
 
       /**
        * A report row that cannot be sent fails alone; the rest of its batch goes out

@@ -515,23 +515,24 @@ export class AuditTrail {
 
   /**
    * Erases personal data audit rows refer to (GDPR erasure), audited itself (without the erased
-   * values): a customer's (`customerId`, or `{ customerId }`), every stored copy of a value
-   * (`{ value: 'ada@example.com' }`, for rows that name no customer), or what the rows about one
-   * subject hold (`{ subject: { type, id } }`). The chain still verifies: the rows keep only
+   * values): a customer's (`customerId`, or `{ customerId }`), a value's stored copies in rows that
+   * name no customer (`{ value: 'ada@example.com' }`; with `customerId`, in that customer's rows;
+   * matched exactly as recorded), or what the rows about one subject hold (`{ subject: { type, id } }`,
+   * including values of other people those rows name). The chain still verifies: the rows keep only
    * references and salted digests. Returns how many values were erased.
    */
   async erasePersonalData(target: number | PersonalDataTarget, options: { actor?: AuditEntryInput['actor']; reason?: string } = {}): Promise<number> {
     const chosen: PersonalDataTarget = typeof target === 'number' ? { customerId: target } : target
     const valid =
       chosen && typeof chosen === 'object' &&
-      (('customerId' in chosen && Number.isSafeInteger(chosen.customerId)) ||
-        ('value' in chosen && chosen.value !== undefined && chosen.value !== null && chosen.value !== '') ||
+      (('value' in chosen && chosen.value !== undefined && chosen.value !== null && chosen.value !== '' && (chosen.customerId === undefined || Number.isSafeInteger(chosen.customerId))) ||
+        (!('value' in chosen) && 'customerId' in chosen && Number.isSafeInteger(chosen.customerId)) ||
         ('subject' in chosen && !!chosen.subject?.type && chosen.subject.id !== undefined && chosen.subject.id !== null && chosen.subject.id !== ''))
     if (!valid) throw new InvalidArgumentException('erasePersonalData needs a customerId, value or subject')
     return this.#connection().transaction(async (trx) => {
       const erased = await erasePersonalData(trx, chosen)
-      const customerId = 'customerId' in chosen ? chosen.customerId : null
-      const subject = 'customerId' in chosen ? { type: 'customer', id: chosen.customerId } : 'subject' in chosen ? chosen.subject : undefined
+      const customerId = 'customerId' in chosen && chosen.customerId !== undefined ? chosen.customerId : null
+      const subject = customerId !== null ? { type: 'customer', id: customerId } : 'subject' in chosen ? chosen.subject : undefined
       await this.record({ action: 'audit.personal_data_erased', actor: options.actor, customerId, subject, after: { erased }, metadata: options.reason ? { reason: options.reason } : null }, { client: trx })
       return erased
     })

@@ -130,10 +130,11 @@ export async function revealPersonalData<T extends { before: any; after: any }>(
 }
 
 /**
- * Who to erase personal data for: a customer (its rows' values), a value itself (every stored copy of
- * it, e.g. an email address, whatever row holds it), or the rows about one subject.
+ * Who to erase personal data for: a customer (its rows' values), a value itself (its stored copies in
+ * rows that name no customer, or in one customer's rows with `customerId`; matched exactly, as it was
+ * recorded), or the rows about one subject.
  */
-export type PersonalDataTarget = { customerId: number } | { value: unknown } | { subject: { type: string; id: string | number } }
+export type PersonalDataTarget = { customerId: number } | { value: unknown; customerId?: number } | { subject: { type: string; id: string | number } }
 
 /**
  * Erases personal data of audit rows (GDPR erasure): the values and their salts go, the chained rows
@@ -141,8 +142,13 @@ export type PersonalDataTarget = { customerId: number } | { value: unknown } | {
  */
 export async function erasePersonalData(client: QueryClientContract | TransactionClientContract, target: PersonalDataTarget): Promise<number> {
   const count = (result: unknown) => (Array.isArray(result) ? Number(result[0] ?? 0) : Number(result))
+  if ('value' in target) {
+    const query = client.from(PERSONAL_DATA_TABLE).where('value', JSON.stringify(target.value))
+    if (target.customerId === undefined) query.whereNull('customer_id')
+    else query.where('customer_id', target.customerId)
+    return count(await query.delete())
+  }
   if ('customerId' in target) return count(await client.from(PERSONAL_DATA_TABLE).where('customer_id', target.customerId).delete())
-  if ('value' in target) return count(await client.from(PERSONAL_DATA_TABLE).where('value', JSON.stringify(target.value)).delete())
   /**
    * The references the subject's rows hold, a page of rows at a time
    */

@@ -28,7 +28,7 @@ export class PriceResolver {
   #meterEventName: (meterKey: string) => string | undefined
   #ttlMs: number
   #cache = new Map<string, { price: Stripe.Price; expiresAt: number }>()
-  #meterEvents = new Map<string, string>()
+  #meterEvents = new Map<string, { eventName: string; active: boolean }>()
 
   /**
    * @param expected the catalog's parameters of a lookup key's price
@@ -59,7 +59,7 @@ export class PriceResolver {
       const page = await this.#gateway.call((stripe) =>
         stripe.prices.list({ lookup_keys: missing.slice(index, index + 10), active: true, limit: 100, expand: ['data.tiers', 'data.product'] })
       )
-      if (page.data.some((price) => price.recurring?.meter && !this.#meterEvents.has(price.recurring.meter))) await this.#loadMeters()
+      if (page.data.some((price) => price.recurring?.meter)) await this.#loadMeters()
       const meters = this.#meterEvents
       for (const price of page.data) {
         if (!price.lookup_key) continue
@@ -94,26 +94,27 @@ export class PriceResolver {
    * price must belong to the plan's product (its plan metadata) and a usage price must bill the
    * catalog meter's event.
    */
-  #changes(price: Stripe.Price, expected: PriceParams, meters: Map<string, string>): string[] {
+  #changes(price: Stripe.Price, expected: PriceParams, meters: Map<string, { eventName: string; active: boolean }>): string[] {
     const product = typeof price.product === 'string' ? null : price.product
     const planKey = expected.metadata && typeof expected.metadata === 'object' ? (expected.metadata as Record<string, string>)[PLAN_METADATA_KEY] : undefined
     const productId = product?.id ?? (price.product as string)
     const productOk = !planKey || (product && !('deleted' in product && product.deleted) && (product as Stripe.Product).metadata?.[PLAN_METADATA_KEY] === planKey)
     const eventName = expected.meterKey ? this.#meterEventName(expected.meterKey) : undefined
     const meterId = price.recurring?.meter ?? null
-    const meterOk = !expected.meterKey || (meterId !== null && eventName !== undefined && meters.get(meterId) === eventName)
+    const meter = meterId === null ? undefined : meters.get(meterId)
+    const meterOk = !expected.meterKey || (eventName !== undefined && meter?.eventName === eventName && meter.active)
     return [
-      ...priceChanges(price, expected, productId, expected.meterKey ? (meterOk ? meterId : `the meter of "${eventName}"`) : undefined),
+      ...priceChanges(price, expected, null, expected.meterKey ? (meterOk ? meterId : `the active meter of "${eventName}"`) : undefined),
       ...(productOk ? [] : [`product ${JSON.stringify(productId)} → the product of plan "${planKey}"`]),
     ]
   }
 
   /**
-   * Reads Stripe's meters (id → event name; a meter's event name never changes, so they stay known)
+   * Reads Stripe's meters (id → event name and whether the meter is active), fresh with the prices
    */
   async #loadMeters() {
     await this.#gateway.call(async (stripe) => {
-      for await (const meter of stripe.billing.meters.list({ limit: 100 })) this.#meterEvents.set(meter.id, meter.event_name)
+      for await (const meter of stripe.billing.meters.list({ limit: 100 })) this.#meterEvents.set(meter.id, { eventName: meter.event_name, active: meter.status === 'active' })
     })
   }
 

@@ -83,8 +83,8 @@ export class UsageReporter {
       .whereNotNull('c.stripe_customer_id')
       .where('u.status', 'expired')
       .where('u.period_end', '>', toDbDateTime(now.minus({ days: FRESH_DAYS })))
-      .distinct('u.customer_id', 'u.meter', 'u.period_start', 'u.period_end')
-    const groups = new Map<string, { customerId: number; meter: string; rollups: any[]; expired: Period[] }>()
+      .distinct('u.customer_id', 'u.meter', 'u.window_start')
+    const groups = new Map<string, { customerId: number; meter: string; rollups: any[]; expired: DateTime[] }>()
     const groupOf = (customerId: number, meter: string) => {
       const key = `${customerId}\u0000${meter}`
       if (!groups.has(key)) groups.set(key, { customerId, meter, rollups: [], expired: [] })
@@ -94,7 +94,7 @@ export class UsageReporter {
       if (Object.hasOwn(meters, rollup.meter)) groupOf(Number(rollup.customer_id), rollup.meter).rollups.push(rollup)
     }
     for (const row of expired) {
-      if (Object.hasOwn(meters, row.meter)) groupOf(Number(row.customer_id), row.meter).expired.push({ start: fromDbDateTime(row.period_start)!, end: fromDbDateTime(row.period_end)! })
+      if (Object.hasOwn(meters, row.meter)) groupOf(Number(row.customer_id), row.meter).expired.push(fromDbDateTime(row.window_start)!)
     }
 
     let created = 0
@@ -167,12 +167,12 @@ export class UsageReporter {
     db: TransactionClientContract,
     customerId: number,
     meter: MeterRef,
-    input: { rollups: any[]; expired: Period[]; now: DateTime; closedBefore: DateTime }
+    input: { rollups: any[]; expired: DateTime[]; now: DateTime; closedBefore: DateTime }
   ): Promise<number> {
     const { rollups, now, closedBefore } = input
     const fresh = now.minus({ days: FRESH_DAYS })
-    const earliest = [...rollups.map((rollup) => fromDbDateTime(rollup.bucket)!), ...input.expired.map((period) => period.start)].reduce((min, at) => (at < min ? at : min))
-    const layers = await this.#periods(db, customerId, earliest)
+    const earliest = [...rollups.map((rollup) => fromDbDateTime(rollup.bucket)!), ...input.expired].reduce((min, at) => (at < min ? at : min))
+    const layers = await this.#periods(db, customerId, meter.key, earliest)
     const periodOf = (at: DateTime) => periodContaining(layers, at)
 
     /**
@@ -209,8 +209,8 @@ export class UsageReporter {
       if (!periods.has(key)) periods.set(key, { period: segment.period, segments: [], expired: false })
       periods.get(key)!.segments.push(segment)
     }
-    for (const expired of input.expired) {
-      const period = periodOf(expired.start)
+    for (const at of input.expired) {
+      const period = periodOf(at)
       const key = period.start.toMillis()
       if (!periods.has(key)) periods.set(key, { period, segments: [], expired: true })
       periods.get(key)!.expired = true
@@ -343,30 +343,38 @@ export class UsageReporter {
   }
 
   /**
-   * The customer's billing periods, most authoritative first (see `periodContaining`): its
-   * subscriptions' current periods (the latest starting first), then the periods its reports were
-   * counted in that end after `since` (the latest recorded first).
+   * The meter's billing periods for the customer, most authoritative first (see `periodContaining`):
+   * the current periods of the subscription items that bill this meter (else of the customer's
+   * subscriptions, when no item names it), the latest starting first, never of an incomplete
+   * subscription (it bills nothing); then the periods this meter's reports were counted in that end
+   * after `since` (the latest recorded first).
    */
-  async #periods(db: TransactionClientContract, customerId: number, since: DateTime): Promise<Period[]> {
-    const current = await db
-      .from('billing_subscriptions')
-      .where('customer_id', customerId)
-      .whereNotNull('current_period_start')
-      .whereNotNull('current_period_end')
-      .select('current_period_start', 'current_period_end')
+  async #periods(db: TransactionClientContract, customerId: number, meter: string, since: DateTime): Promise<Period[]> {
+    const billing = (query: any) => query.where('s.customer_id', customerId).whereNotIn('s.status', ['incomplete', 'incomplete_expired'])
+    let current = await billing(db.from('billing_subscription_items as i').join('billing_subscriptions as s', 's.id', 'i.subscription_id'))
+      .where('i.meter', meter)
+      .whereNotNull('i.current_period_start')
+      .whereNotNull('i.current_period_end')
+      .select('i.current_period_start', 'i.current_period_end')
+    if (!current.length) {
+      current = await billing(db.from('billing_subscriptions as s'))
+        .whereNotNull('s.current_period_start')
+        .whereNotNull('s.current_period_end')
+        .select('s.current_period_start', 's.current_period_end')
+    }
     const recorded = await db
       .from(REPORTS)
       .where('customer_id', customerId)
+      .where('meter', meter)
       .whereNotNull('period_start')
-      .whereNotNull('period_end')
       .where('period_end', '>', toDbDateTime(since))
       .groupBy('period_start', 'period_end')
       .select('period_start', 'period_end')
       .max('id as learned')
     return [
       ...current
-        .map((row) => ({ start: fromDbDateTime(row.current_period_start)!, end: fromDbDateTime(row.current_period_end)! }))
-        .sort((a, b) => b.start.toMillis() - a.start.toMillis()),
+        .map((row: any) => ({ start: fromDbDateTime(row.current_period_start)!, end: fromDbDateTime(row.current_period_end)! }))
+        .sort((a: Period, b: Period) => b.start.toMillis() - a.start.toMillis()),
       ...recorded
         .sort((a, b) => Number(b.learned) - Number(a.learned))
         .map((row) => ({ start: fromDbDateTime(row.period_start)!, end: fromDbDateTime(row.period_end)! })),
@@ -408,7 +416,8 @@ export class UsageReporter {
           await trx
             .from(REPORTS)
             .where('id', report.id)
-            .update({ status: 'expired', error: `Older than the ${STRIPE_MAX_AGE_DAYS} days Stripe accepts: planned again at a recent window`, updated_at: toDbDateTime(clock()) })
+            .whereIn('status', ['pending', 'failed'])
+            .update({ status: 'expired', error: `Older than the ${STRIPE_MAX_AGE_DAYS} days Stripe accepts: planned again at a recent window of its period`, updated_at: toDbDateTime(clock()) })
         }
         if (expired.length) due.splice(0, due.length, ...due.filter((report) => !expired.includes(report)))
         /**
@@ -449,7 +458,7 @@ export class UsageReporter {
           const now = clock()
           if (outcome.ok) {
             sent++
-            await trx.from(REPORTS).where('id', report.id).update({ status: 'sent', sent_at: toDbDateTime(now), attempts: Number(report.attempts) + 1, error: null, updated_at: toDbDateTime(now) })
+            await trx.from(REPORTS).where('id', report.id).whereIn('status', ['pending', 'failed']).update({ status: 'sent', sent_at: toDbDateTime(now), attempts: Number(report.attempts) + 1, error: null, updated_at: toDbDateTime(now) })
           } else {
             failed++
             const attempts = Number(report.attempts) + 1
@@ -457,6 +466,7 @@ export class UsageReporter {
             await trx
               .from(REPORTS)
               .where('id', report.id)
+              .whereIn('status', ['pending', 'failed'])
               .update({ status: 'failed', attempts, error: outcome.error, next_attempt_at: toDbDateTime(now.plus({ seconds: Math.round(delay) })), updated_at: toDbDateTime(now) })
           }
         }
@@ -536,15 +546,30 @@ export class UsageReporter {
   /**
    * The outbox's health: counts by status, the oldest window not yet sent, and every row that needs
    * attention (`blocked`: the planner could not read that customer's meter; `failed`: Stripe refused
-   * or was unreachable, retried with backoff). Healthy when nothing is blocked or failed. `expired`
-   * counts reports that grew older than Stripe accepts while failing; their usage is planned again.
+   * or was unreachable, retried with backoff). `expired` counts reports that grew older than Stripe
+   * accepts while failing (their usage is planned again in its period); `late` counts reports of the
+   * last 35 days planned more than an hour after their period ended (Stripe had finalized that
+   * invoice: their usage is not billed). Healthy when nothing is blocked, failed or late.
    */
   async status(options: { limit?: number } = {}) {
     const db = this.#manager.db()
-    const counts: Record<'pending' | 'failed' | 'blocked' | 'sent' | 'expired', number> = { pending: 0, failed: 0, blocked: 0, sent: 0, expired: 0 }
+    const counts: Record<'pending' | 'failed' | 'blocked' | 'sent' | 'expired' | 'late', number> = { pending: 0, failed: 0, blocked: 0, sent: 0, expired: 0, late: 0 }
     for (const row of await db.from(REPORTS).groupBy('status').select('status').count('* as total')) {
       if (Object.hasOwn(counts, row.status)) counts[row.status as keyof typeof counts] = Number(row.total)
     }
+    /**
+     * Reports planned more than an hour after their period ended (within the last 35 days): Stripe
+     * has finalized that period's invoice by then, so their usage is not billed
+     */
+    const since = DateTime.utc().minus({ days: STRIPE_MAX_AGE_DAYS })
+    const afterPeriod = await db
+      .from(REPORTS)
+      .whereNotIn('status', ['blocked', 'expired'])
+      .whereNotNull('period_end')
+      .where('created_at', '>=', toDbDateTime(since))
+      .whereRaw('created_at > period_end')
+      .select('created_at', 'period_end')
+    counts.late = afterPeriod.filter((row) => fromDbDateTime(row.created_at)! > fromDbDateTime(row.period_end)!.plus({ hours: 1 })).length
     const oldest = await db.from(REPORTS).whereIn('status', ['pending', 'failed']).orderBy('window_start').select('window_start').first()
     const problems = await db
       .from(REPORTS)
@@ -553,7 +578,7 @@ export class UsageReporter {
       .limit(options.limit ?? 50)
       .select('customer_id', 'meter', 'status', 'window_start', 'attempts', 'next_attempt_at', 'error', 'updated_at')
     return {
-      healthy: counts.failed === 0 && counts.blocked === 0,
+      healthy: counts.failed === 0 && counts.blocked === 0 && counts.late === 0,
       counts,
       oldestUnsentWindow: oldest ? fromDbDateTime(oldest.window_start)!.toISO() : null,
       problems: problems.map((row) => ({
