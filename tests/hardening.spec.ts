@@ -264,7 +264,7 @@ for (const dialect of DIALECTS) {
       assert.isFalse(await schema().hasColumn('billing_usage_events', 'payload_hash'))
       await world.db.from('adonis_schema').where('name', 'like', '%add_billing_usage_payload_hash%').delete()
       const { MigrationRunner } = await import('@adonisjs/lucid/migration')
-      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
       await runner.run()
       assert.equal(runner.status, 'completed', String(runner.error))
       assert.isTrue(await schema().hasColumn('billing_usage_events', 'payload_hash'))
@@ -311,7 +311,7 @@ for (const dialect of DIALECTS) {
       await world.db.table('billing_usage_reports').multiInsert([report('inside', start.plus({ hours: 2 }).startOf('hour')), report('before', start.minus({ days: 2 }).startOf('hour'))])
       await world.db.from('adonis_schema').where('name', 'like', '%add_billing_usage_report_periods%').delete()
       const { MigrationRunner } = await import('@adonisjs/lucid/migration')
-      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
       await runner.run()
       assert.equal(runner.status, 'completed', String(runner.error))
       assert.isTrue(await schema().hasColumn('billing_usage_reports', 'period_start'))
@@ -329,7 +329,7 @@ for (const dialect of DIALECTS) {
        * Run again on the upgraded schema: nothing to do
        */
       await world.db.from('adonis_schema').where('name', 'like', '%add_billing_usage_report_periods%').delete()
-      const again = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+      const again = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
       await again.run()
       assert.equal(again.status, 'completed', String(again.error))
     })
@@ -358,7 +358,7 @@ test.group('hardening #10.11 | exact quantities upgrade [sqlite]', () => {
     assert.equal((await db.from('billing_usage_rollups').first()).sum, 0.30000000000000004)
     await db.from('adonis_schema').where('name', 'like', '%make_billing_usage_quantities_exact%').delete()
     const { MigrationRunner } = await import('@adonisjs/lucid/migration')
-    const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+    const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
     await runner.run()
     assert.equal(runner.status, 'completed', String(runner.error))
 
@@ -373,7 +373,7 @@ test.group('hardening #10.11 | exact quantities upgrade [sqlite]', () => {
      * A second run changes nothing
      */
     await db.from('adonis_schema').where('name', 'like', '%make_billing_usage_quantities_exact%').delete()
-    const again = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+    const again = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
     await again.run()
     assert.equal(again.status, 'completed', String(again.error))
     assert.equal((await db.from('billing_usage_rollups').first()).sum, '0.5')
@@ -876,7 +876,7 @@ for (const dialect of DIALECTS) {
 
       await db.from('adonis_schema').where('name', 'like', '%make_billing_audit_keyed%').delete()
       const { MigrationRunner } = await import('@adonisjs/lucid/migration')
-      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary' })
+      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
       await runner.run()
       assert.equal(runner.status, 'completed', String(runner.error))
       assert.isTrue(await db.schema.hasColumn('billing_audit_logs', 'key_id'))

@@ -197,7 +197,7 @@ export async function migrate(app: ApplicationService, db: Database, root: strin
     await writeFile(prepared.destination, prepared.contents)
   }
   const { MigrationRunner } = await import('@adonisjs/lucid/migration')
-  const runner = new MigrationRunner(db, app as any, { direction: 'up', connectionName: 'primary' })
+  const runner = new MigrationRunner(db, app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
   await runner.run()
   if (runner.error) throw runner.error
   if (runner.status !== 'completed') throw new Error(`migrations ended as ${runner.status}`)

@@ -13,6 +13,8 @@ import { DateTime } from 'luxon'
 import { applyStripeCustomer, mirrorLinkedStripeCustomer } from '../../customers/stripe_customer_sync.ts'
 import { resolveStripeCustomer } from '../customer_resolver.ts'
 import type { WebhookContext, WebhookHandler } from '../webhook_context.ts'
+import { observeStripeObject, stripeObjectDeleted } from '../stripe_object_watermark.ts'
+import Customer from '../../models/customer.ts'
 
 const idOf = (value: string | { id: string } | null | undefined) => (typeof value === 'string' ? value : (value?.id ?? null))
 
@@ -23,6 +25,10 @@ const customerChanged: WebhookHandler = async (context) => {
   const { manager, trx } = context
   let object = context.event.data.object as Stripe.Customer
   let observedAt = context.observedAt
+  /**
+   * Deleted in Stripe: terminal, an update delivered after the deletion changes nothing
+   */
+  if (await stripeObjectDeleted(trx, { type: 'customer', id: object.id })) return 'ignored'
   if (manager.config.webhooks.refetch) {
     const fresh = await manager.stripe.call((stripe) => stripe.customers.retrieve(object.id))
     if ((fresh as Stripe.DeletedCustomer).deleted) return 'ignored'
@@ -55,6 +61,12 @@ const customerChanged: WebhookHandler = async (context) => {
 const customerDeleted: WebhookHandler = async (context) => {
   const { manager, trx } = context
   const object = context.event.data.object as Stripe.Customer
+  if (!(await observeStripeObject(trx, { type: 'customer', id: object.id }, context.observedAt, { deleted: true }))) return 'ignored'
+  /**
+   * A Stripe customer the app never knew: nothing local to flag (no row is created for it)
+   */
+  const known = await Customer.query({ client: trx }).where('stripe_customer_id', object.id).first()
+  if (!known) return 'ignored'
   context.customer = await resolveStripeCustomer(manager, trx, object.id, { actor: context.actor })
   await bumpEntitlementVersion(manager.entitlementCache, trx, context.customer.id)
   await manager.audit.record(
@@ -74,6 +86,10 @@ function taxIdHandler(kind: 'created' | 'updated' | 'deleted'): WebhookHandler {
     const object = context.event.data.object as Stripe.TaxId
     const stripeCustomerId = idOf(object.customer as any)
     if (!stripeCustomerId) return 'ignored'
+    /**
+     * Per tax id: the newest observation wins and a deletion is terminal, whatever the order
+     */
+    if (!(await observeStripeObject(trx, { type: 'tax_id', id: object.id }, context.observedAt, { deleted: kind === 'deleted' }))) return 'ignored'
     const customer = (context.customer = await resolveStripeCustomer(manager, trx, stripeCustomerId, { actor: context.actor }))
     const before = customer.taxIds ?? []
     const others = before.filter((taxId) => taxId.id !== object.id)
@@ -123,6 +139,10 @@ function paymentMethodHandler(kind: 'attached' | 'detached'): WebhookHandler {
 const entitlementSummary: WebhookHandler = async (context) => {
   const { manager, trx } = context
   const object = context.event.data.object as Stripe.Entitlements.ActiveEntitlementSummary
+  /**
+   * One summary per customer: an older one never overwrites a newer one
+   */
+  if (!(await observeStripeObject(trx, { type: 'entitlement_summary', id: object.customer }, context.observedAt))) return 'ignored'
   const customer = (context.customer = await resolveStripeCustomer(manager, trx, object.customer, { actor: context.actor }))
   const keys = object.entitlements.data.map((entitlement) => entitlement.lookup_key).sort()
   const before = customer.stripeEntitlements ?? []

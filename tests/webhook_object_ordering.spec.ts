@@ -1,0 +1,141 @@
+import { test } from '@japa/runner'
+import Stripe from 'stripe'
+import { DIALECTS, setupStripeApp } from './helpers.ts'
+import { serve } from './http.ts'
+import { User } from './fixtures/user.ts'
+import Customer from '../src/models/customer.ts'
+
+const SECRET = 'whsec_test_secret'
+
+function permutations<T>(items: T[]): T[][] {
+  if (items.length <= 1) return [items]
+  return items.flatMap((item, index) => permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]))
+}
+
+/**
+ * A linked customer, the app serving its webhook route, the official client on the fake, and a way
+ * to deliver events (recorded ones by id, or payloads in Stripe's event shape) and to forget what
+ * the deliveries did between orders.
+ */
+async function objectWorld(dialect: 'sqlite' | 'pg') {
+  const base = await setupStripeApp(dialect)
+  const { url } = await serve(base.app, () => base.billing.registerRoutes())
+  const stripe = new Stripe('sk_test_direct', { ...base.fake.clientOptions, maxNetworkRetries: 0 })
+  const user = await User.create({ email: 'objects@example.com', name: 'Objects' })
+  const stripeCustomerId = await base.billing.for(user).stripeCustomerId()
+  const local = await base.billing.for(user).customer()
+  const deliver = async (events: Array<string | Record<string, any>>) => {
+    for (const event of events) {
+      const answer = await base.fake.deliver(`${url}/billing/webhooks/stripe`, event as any, { secret: SECRET })
+      if (answer.status !== 200) throw new Error(`delivery answered ${answer.status}: ${answer.body}`)
+    }
+  }
+  /**
+   * Forgets what deliveries did: the webhook log, the objects' watermarks, the customer's mirrored lists
+   */
+  const reset = async () => {
+    const db = base.billing.db()
+    await db.from('billing_webhook_events').delete()
+    await db.from('billing_stripe_objects').delete()
+    await db.from('billing_customers').where('id', local.id).update({ tax_ids: null, stripe_entitlements: null })
+  }
+  const event = (type: string, object: Record<string, any>, created: number) => ({
+    id: `evt_${type.replace(/\W/g, '_')}_${created}`,
+    object: 'event',
+    api_version: '2025-03-31.basil',
+    created,
+    type,
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    data: { object },
+  })
+  return { ...base, url, stripe, user, local, stripeCustomerId, deliver, reset, event }
+}
+
+for (const dialect of DIALECTS) {
+  test.group(`webhook order independence per object [${dialect}]`, (group) => {
+    group.tap((t) => t.timeout(120_000))
+
+    test('a deleted tax id stays deleted in every delivery order of created, updated and deleted', async ({ assert }) => {
+      const w = await objectWorld(dialect)
+      const t = Math.floor(Date.now() / 1000) - 600
+      w.fake.setNow(t + 30)
+      const gone = await w.stripe.customers.createTaxId(w.stripeCustomerId, { type: 'eu_vat', value: 'DE123456789' })
+      const kept = await w.stripe.customers.createTaxId(w.stripeCustomerId, { type: 'eu_vat', value: 'FR12345678901' })
+      w.fake.setNow(t + 50)
+      await w.stripe.customers.deleteTaxId(w.stripeCustomerId, gone.id)
+      const [created, keptCreated] = w.fake.store.events('customer.tax_id.created').sort((a, b) => (a.data.object as any).value.localeCompare((b.data.object as any).value))
+      const [deleted] = w.fake.store.events('customer.tax_id.deleted')
+      /**
+       * Stripe's `updated` (a verification result) from between the two, in its event shape
+       */
+      const updated = w.event('customer.tax_id.updated', { ...(created.data.object as any), verification: { status: 'verified', verified_address: null, verified_name: null } }, t + 40)
+
+      const lifecycle = [created.id, updated, deleted.id] as const
+      for (const order of permutations([...lifecycle])) {
+        await w.reset()
+        await w.deliver([keptCreated.id, ...order])
+        const customer = await Customer.findOrFail(w.local.id)
+        assert.deepEqual(customer.taxIds, [{ id: kept.id, type: 'eu_vat', value: 'FR12345678901' }], `order ${order.map((e) => (typeof e === 'string' ? e : e.type)).join(' → ')}`)
+      }
+    })
+
+    test('an older entitlement summary never overwrites a newer one, in both orders', async ({ assert }) => {
+      const w = await objectWorld(dialect)
+      const t = Math.floor(Date.now() / 1000) - 600
+      const summary = (keys: string[]) => ({
+        object: 'entitlements.active_entitlement_summary',
+        customer: w.stripeCustomerId,
+        livemode: false,
+        entitlements: {
+          object: 'list',
+          has_more: false,
+          url: `/v1/entitlements/active_entitlements`,
+          data: keys.map((key, index) => ({ id: `ent_${index}`, object: 'entitlements.active_entitlement', feature: `feat_${key}`, livemode: false, lookup_key: key })),
+        },
+      })
+      const older = w.event('entitlements.active_entitlement_summary.updated', summary(['journeys']), t)
+      const newer = w.event('entitlements.active_entitlement_summary.updated', summary(['journeys', 'sso']), t + 30)
+      for (const order of permutations([older, newer])) {
+        await w.reset()
+        await w.deliver(order)
+        const customer = await Customer.findOrFail(w.local.id)
+        assert.deepEqual(customer.stripeEntitlements, ['journeys', 'sso'], `order ${order.map((e) => e.created).join(' → ')}`)
+      }
+    })
+
+    test('customer.deleted for a Stripe customer the app does not know creates no customer row', async ({ assert }) => {
+      const w = await objectWorld(dialect)
+      const before = (await Customer.all()).length
+      const deleted = w.event('customer.deleted', { id: 'cus_never_seen', object: 'customer', deleted: true, email: 'x@example.com', metadata: {} }, Math.floor(Date.now() / 1000))
+      await w.deliver([deleted])
+      assert.equal((await Customer.all()).length, before)
+      /**
+       * And a later (older) update of that customer does not bring it back
+       */
+      const updated = w.event('customer.updated', { id: 'cus_never_seen', object: 'customer', email: 'x@example.com', name: null, metadata: {} }, Math.floor(Date.now() / 1000) - 60)
+      await w.deliver([updated])
+      assert.equal((await Customer.all()).length, before)
+    })
+  })
+}
+
+for (const dialect of DIALECTS) {
+  test.group(`webhook object watermarks upgrade [${dialect}]`, () => {
+    test('an install made before the watermarks gains billing_stripe_objects, and running it again changes nothing', async ({ assert }) => {
+      const { setupApp } = await import('./helpers.ts')
+      const world = await setupApp(dialect)
+      const schema = () => world.db.connection().schema
+      await schema().dropTable('billing_stripe_objects')
+      const { MigrationRunner } = await import('@adonisjs/lucid/migration')
+      for (let run = 0; run < 2; run++) {
+        await world.db.from('adonis_schema').where('name', 'like', '%add_billing_stripe_objects%').delete()
+        const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
+        await runner.run()
+        assert.equal(runner.status, 'completed', String(runner.error))
+        assert.isTrue(await schema().hasTable('billing_stripe_objects'))
+      }
+    })
+  })
+}
