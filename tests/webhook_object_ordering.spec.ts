@@ -105,6 +105,39 @@ for (const dialect of DIALECTS) {
       }
     })
 
+    test('a deleted draft invoice is gone in every delivery order of created, updated and deleted', async ({ assert }) => {
+      const w = await objectWorld(dialect)
+      const t = Math.floor(Date.now() / 1000) - 600
+      const invoice = (status: string, extra: Record<string, any> = {}) => ({
+        id: 'in_draft_1',
+        object: 'invoice',
+        customer: w.stripeCustomerId,
+        status,
+        currency: 'usd',
+        subtotal: 500,
+        total: 500,
+        amount_due: 500,
+        amount_paid: 0,
+        amount_remaining: 500,
+        livemode: false,
+        created: t,
+        lines: { object: 'list', data: [], has_more: false, url: '/v1/invoices/in_draft_1/lines' },
+        metadata: {},
+        ...extra,
+      })
+      const lifecycle = [
+        w.event('invoice.created', invoice('draft'), t),
+        w.event('invoice.updated', invoice('draft', { description: 'edited' }), t + 5),
+        w.event('invoice.deleted', invoice('draft'), t + 10),
+      ]
+      for (const order of permutations(lifecycle)) {
+        await w.reset()
+        await w.billing.db().from('billing_invoices').delete()
+        await w.deliver(order)
+        assert.deepEqual(await w.billing.db().from('billing_invoices').where('stripe_invoice_id', 'in_draft_1').select('status'), [], `order ${order.map((e) => e.type).join(' → ')}`)
+      }
+    })
+
     test('customer.deleted for a Stripe customer the app does not know creates no customer row', async ({ assert }) => {
       const w = await objectWorld(dialect)
       const before = (await Customer.all()).length

@@ -12,6 +12,7 @@ import { DateTime } from 'luxon'
 import { applyStripeInvoice } from '../../invoices/apply_stripe_invoice.ts'
 import { resolveStripeCustomer } from '../customer_resolver.ts'
 import type { WebhookContext, WebhookHandler } from '../webhook_context.ts'
+import { observeStripeObject, stripeObjectDeleted } from '../stripe_object_watermark.ts'
 
 /**
  * Stores the invoice copy (unless the stored one is newer) and audits the transition.
@@ -21,6 +22,10 @@ function invoiceHandler(action: string): WebhookHandler {
     const { manager, trx } = context
     let object = context.event.data.object as Stripe.Invoice
     if (!object.id) return 'ignored'
+    /**
+     * A deleted draft is gone for good: no event of it applies after the deletion
+     */
+    if (await stripeObjectDeleted(trx, { type: 'invoice', id: object.id })) return 'ignored'
     let observedAt = context.observedAt
     if (manager.config.webhooks.refetch) {
       object = await manager.stripe.call((stripe) => stripe.invoices.retrieve(object.id!))
@@ -57,6 +62,34 @@ function invoiceHandler(action: string): WebhookHandler {
 }
 
 /**
+ * `invoice.deleted`: a draft Stripe deleted never billed anything: its local copy goes (audited), and
+ * the deletion is terminal, so the final state is the same whatever the delivery order.
+ */
+const invoiceDeleted: WebhookHandler = async (context) => {
+  const { manager, trx } = context
+  const object = context.event.data.object as Stripe.Invoice
+  if (!object.id) return 'ignored'
+  if (!(await observeStripeObject(trx, { type: 'invoice', id: object.id }, context.observedAt, { deleted: true }))) return 'ignored'
+  const row = await trx.from('billing_invoices').where('stripe_invoice_id', object.id).select('id', 'customer_id', 'status').first()
+  if (!row) return 'ignored'
+  await trx.from('billing_invoices').where('id', row.id).delete()
+  await manager.audit.record(
+    {
+      action: 'invoice.deleted',
+      actor: context.actor,
+      subject: { type: 'invoice', id: row.id },
+      customerId: Number(row.customer_id),
+      before: { status: row.status },
+      after: null,
+      metadata: { stripe_invoice_id: object.id },
+    },
+    { client: trx }
+  )
+  context.emit('billing:invoice.deleted', { invoiceId: Number(row.id), stripeInvoiceId: object.id, status: 'deleted' })
+  return 'processed'
+}
+
+/**
  * Events that only notify (no state of ours to change): emitted for the host, then processed.
  */
 function notifyHandler(name: string): WebhookHandler {
@@ -79,6 +112,7 @@ export const invoiceHandlers: Record<string, WebhookHandler> = {
   'invoice.payment_failed': invoiceHandler('invoice.payment_failed'),
   'invoice.payment_action_required': invoiceHandler('invoice.payment_action_required'),
   'invoice.voided': invoiceHandler('invoice.voided'),
+  'invoice.deleted': invoiceDeleted,
   'invoice.marked_uncollectible': invoiceHandler('invoice.marked_uncollectible'),
   'invoice.overdue': invoiceHandler('invoice.overdue'),
   'invoice.upcoming': notifyHandler('invoice.upcoming'),
