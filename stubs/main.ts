@@ -25,4 +25,5 @@ export const MIGRATIONS = [
   { stub: 'make/migration/billing_audit_keyed.stub', suffix: 'make_billing_audit_keyed.ts' },
   { stub: 'make/migration/billing_usage_report_periods.stub', suffix: 'add_billing_usage_report_periods.ts' },
   { stub: 'make/migration/billing_stripe_objects.stub', suffix: 'add_billing_stripe_objects.ts' },
+  { stub: 'make/migration/billing_invoice_subscription_ref.stub', suffix: 'add_billing_invoice_subscription_ref.ts' },
 ]

@@ -138,6 +138,26 @@ for (const dialect of DIALECTS) {
       }
     })
 
+    test('an invoice delivered before its subscription is linked to it when the subscription arrives', async ({ assert }) => {
+      const w = await objectWorld(dialect)
+      const sync = w.billing.catalogSync()
+      await sync.apply(await sync.plan())
+      const price = (w.fake.store.prices() as any[]).find((candidate) => candidate.lookup_key === 'pro_month').id
+      await w.stripe.paymentMethods.attach('pm_card_visa', { customer: w.stripeCustomerId })
+      const created = await w.stripe.subscriptions.create({ customer: w.stripeCustomerId, items: [{ price }], default_payment_method: 'pm_card_visa' })
+      const [subscriptionCreated] = w.fake.store.events('customer.subscription.created')
+      const [invoicePaid] = w.fake.store.events('invoice.paid')
+      for (const order of permutations([subscriptionCreated.id, invoicePaid.id])) {
+        await w.reset()
+        for (const table of ['billing_invoices', 'billing_subscription_items', 'billing_subscriptions']) await w.billing.db().from(table).delete()
+        await w.deliver(order)
+        const subscription = await w.billing.db().from('billing_subscriptions').where('stripe_subscription_id', created.id).first()
+        const invoice = await w.billing.db().from('billing_invoices').where('stripe_invoice_id', (invoicePaid.data.object as any).id).first()
+        assert.equal(invoice?.subscription_id, subscription?.id, `order ${order.join(' → ')}`)
+        assert.isNotNull(invoice?.subscription_id)
+      }
+    })
+
     test('customer.deleted for a Stripe customer the app does not know creates no customer row', async ({ assert }) => {
       const w = await objectWorld(dialect)
       const before = (await Customer.all()).length
@@ -169,6 +189,36 @@ for (const dialect of DIALECTS) {
         assert.equal(runner.status, 'completed', String(runner.error))
         assert.isTrue(await schema().hasTable('billing_stripe_objects'))
       }
+    })
+  })
+}
+
+for (const dialect of DIALECTS) {
+  test.group(`invoice subscription reference upgrade [${dialect}]`, () => {
+    test('an install made before gains stripe_subscription_id on invoices, filled from their subscription', async ({ assert }) => {
+      const { setupApp } = await import('./helpers.ts')
+      const world = await setupApp(dialect)
+      const schema = () => world.db.connection().schema
+      await schema().alterTable('billing_invoices', (table) => {
+        table.dropIndex(['stripe_subscription_id'])
+      })
+      await schema().alterTable('billing_invoices', (table) => {
+        table.dropColumn('stripe_subscription_id')
+      })
+      const user = await User.create({ email: 'ref@example.com', name: null })
+      const customer = await world.billing.for(user).customer()
+      const { default: Subscription } = await import('../src/models/subscription.ts')
+      const subscription = await Subscription.create({ customerId: customer.id, name: 'default', plan: 'pro', status: 'active', cancelAtPeriodEnd: false, stripeSubscriptionId: 'sub_ref' })
+      const { toDbDateTime } = await import('../src/models/columns.ts')
+      const { DateTime } = await import('luxon')
+      const now = toDbDateTime(DateTime.utc())
+      await world.db.table('billing_invoices').insert({ customer_id: customer.id, subscription_id: subscription.id, stripe_invoice_id: 'in_ref', status: 'paid', currency: 'usd', created_at: now, updated_at: now })
+      await world.db.from('adonis_schema').where('name', 'like', '%add_billing_invoice_subscription_ref%').delete()
+      const { MigrationRunner } = await import('@adonisjs/lucid/migration')
+      const runner = new MigrationRunner(world.db, world.app as any, { direction: 'up', connectionName: 'primary', disableLocks: true })
+      await runner.run()
+      assert.equal(runner.status, 'completed', String(runner.error))
+      assert.deepInclude(await world.db.from('billing_invoices').where('stripe_invoice_id', 'in_ref').first(), { stripe_subscription_id: 'sub_ref' })
     })
   })
 }

@@ -62,6 +62,7 @@ export async function applyStripeInvoice(
   row.merge({
     customerId: customer.id,
     subscriptionId: subscription?.id ?? null,
+    stripeSubscriptionId: subscriptionId,
     stripeInvoiceId: object.id!,
     number: object.number ?? null,
     status: object.status ?? 'draft',
@@ -91,4 +92,18 @@ export async function applyStripeInvoice(
   })
   await row.save()
   return row
+}
+
+/**
+ * Links the customer's invoices that arrived before their subscription (they name its Stripe id):
+ * references are resolved whichever side arrives first. Returns how many were linked.
+ */
+export async function linkInvoicesToSubscription(trx: TransactionClientContract, subscription: { id: number; stripeSubscriptionId: string | null }): Promise<number> {
+  if (!subscription.stripeSubscriptionId) return 0
+  const result = await trx
+    .from(Invoice.table)
+    .where('stripe_subscription_id', subscription.stripeSubscriptionId)
+    .whereNull('subscription_id')
+    .update({ subscription_id: subscription.id })
+  return Array.isArray(result) ? Number(result[0] ?? 0) : Number(result)
 }

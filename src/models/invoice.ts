@@ -26,6 +26,13 @@ export default class Invoice extends BaseModel {
   @column()
   declare subscriptionId: number | null
 
+  /**
+   * The Stripe subscription the invoice bills (kept so an invoice that arrives before its
+   * subscription is linked when the subscription arrives)
+   */
+  @column()
+  declare stripeSubscriptionId: string | null
+
   @column()
   declare stripeInvoiceId: string
 

@@ -7,6 +7,7 @@
  * file that was distributed with this source code.
  */
 
+import { linkInvoicesToSubscription } from '../invoices/apply_stripe_invoice.ts'
 import { bumpEntitlementVersion } from '../entitlements/entitlement_cache.ts'
 import type { Stripe } from 'stripe'
 import { DateTime } from 'luxon'
@@ -155,6 +156,7 @@ export async function applyStripeSubscription(
   }
   const gone = existing.filter((row) => !items.some((item) => item.id === row.stripeItemId)).map((row) => row.id)
   if (gone.length) await SubscriptionItem.query({ client: trx }).whereIn('id', gone).delete()
+  if (locked.created) await linkInvoicesToSubscription(trx, subscription)
 
   const after = snapshot(subscription)
   const pricesAfter = items.map((item) => item.price.id).sort()
