@@ -4,6 +4,8 @@ import { DIALECTS, setupStripeApp } from './helpers.ts'
 import { serve } from './http.ts'
 import { User } from './fixtures/user.ts'
 import Customer from '../src/models/customer.ts'
+import { checkoutLinkProof } from '../src/customers/checkout_link.ts'
+import { dropAuditGuards } from './audit_helpers.ts'
 
 const SECRET = 'whsec_test_secret'
 
@@ -155,6 +157,61 @@ for (const dialect of DIALECTS) {
         const invoice = await w.billing.db().from('billing_invoices').where('stripe_invoice_id', (invoicePaid.data.object as any).id).first()
         assert.equal(invoice?.subscription_id, subscription?.id, `order ${order.join(' → ')}`)
         assert.isNotNull(invoice?.subscription_id)
+      }
+    })
+
+    test('what Stripe said about a customer before it was linked is kept: the same customer in every order of created, updated and the checkout link', async ({ assert }) => {
+      const w = await objectWorld(dialect)
+      const sync = w.billing.catalogSync()
+      await sync.apply(await sync.plan())
+      const buyer = await User.create({ email: 'buyer@example.com', name: 'Buyer' })
+      const local = await w.billing.for(buyer).customer()
+      const t = Math.floor(Date.now() / 1000) - 600
+      w.fake.setNow(t)
+      const stripeCustomer = await w.stripe.customers.create({ email: 'stripe-side@example.com', name: 'From Stripe' })
+      const price = (w.fake.store.prices() as any[]).find((candidate) => candidate.lookup_key === 'pro_month').id
+      const session = await w.stripe.checkout.sessions.create({
+        mode: 'subscription',
+        customer: stripeCustomer.id,
+        metadata: { adonis_billing_customer_id: String(local.id), adonis_billing_link: checkoutLinkProof(w.app, local.id, stripeCustomer.id) },
+        line_items: [{ price, quantity: 1 }],
+        success_url: 'https://a.test/ok',
+      })
+      w.fake.setNow(t + 10)
+      w.fake.completeCheckout(session.id)
+      w.fake.setNow(t + 20)
+      await w.stripe.customers.update(stripeCustomer.id, { name: 'Renamed in Stripe', email: 'renamed@example.com' })
+      const ids = [
+        w.fake.store.events('customer.created').find((event) => (event.data.object as any).id === stripeCustomer.id)!.id,
+        w.fake.store.events('checkout.session.completed')[0].id,
+        w.fake.store.events('customer.updated').find((event) => (event.data.object as any).id === stripeCustomer.id && (event.data.object as any).name === 'Renamed in Stripe')!.id,
+      ]
+      const finalState = async () => {
+        const customer = await Customer.findOrFail(local.id)
+        return {
+          stripeCustomerId: customer.stripeCustomerId,
+          email: customer.email,
+          name: customer.name,
+          stripeUpdatedAt: customer.stripeUpdatedAt?.toISO() ?? null,
+          unlinked: (await Customer.query().whereNull('billable_id')).length,
+        }
+      }
+      const reset = async () => {
+        const db = w.billing.db()
+        await w.reset()
+        await dropAuditGuards(w.db, dialect)
+        for (const table of ['billing_subscription_items', 'billing_subscriptions', 'billing_invoices']) await db.from(table).delete()
+        await db.from('billing_customers').whereNull('billable_id').delete()
+        await db.from('billing_customers').where('id', local.id).update({ stripe_customer_id: null, email: null, name: null, stripe_updated_at: null, tax_ids: null })
+      }
+      await reset()
+      await w.deliver(ids)
+      const expected = await finalState()
+      assert.deepInclude(expected, { stripeCustomerId: stripeCustomer.id, email: 'renamed@example.com', name: 'Renamed in Stripe', unlinked: 0 })
+      for (const order of permutations(ids)) {
+        await reset()
+        await w.deliver(order)
+        assert.deepEqual(await finalState(), expected, `order ${order.join(' → ')}`)
       }
     })
 

@@ -31,6 +31,20 @@ const OWNED_TABLES = [
   'billing_audit_personal_data',
 ]
 
+/**
+ * The columns a customer row mirrors from its Stripe customer (webhooks and API reads)
+ */
+const MIRRORED_COLUMNS = ['email', 'name', 'currency', 'tax_exempt', 'tax_ids', 'balance', 'default_payment_method', 'stripe_entitlements', 'stripe_updated_at'] as const
+
+/**
+ * A column value read back raw, ready to be written again (JSON columns come back parsed on PostgreSQL)
+ */
+function serializedColumn(value: unknown) {
+  if (value instanceof Date) return toDbDateTime(DateTime.fromJSDate(value))
+  if (value !== null && typeof value === 'object') return JSON.stringify(value)
+  return value ?? null
+}
+
 async function lockedByStripeId(trx: TransactionClientContract, stripeCustomerId: string) {
   return Customer.query({ client: trx })
     .where('stripe_customer_id', stripeCustomerId)
@@ -68,13 +82,32 @@ export async function resolveStripeCustomer(
       .first()
     const linkable = target && target.billableType !== null && (!target.stripeCustomerId || target.stripeCustomerId === stripeCustomerId)
     if (target && linkable) {
+      /**
+       * What was mirrored from Stripe while the customer was unlinked is kept when it is newer than
+       * the target's own copy, so the result does not depend on whether the link came first
+       */
+      let mirrored: Record<string, unknown> = {}
       if (row) {
+        const carried = row.stripeUpdatedAt && (!target.stripeUpdatedAt || row.stripeUpdatedAt > target.stripeUpdatedAt)
+        const unlinked = await trx.from(Customer.table).where('id', row.id).select(...MIRRORED_COLUMNS).first()
+        if (carried && unlinked) mirrored = Object.fromEntries(MIRRORED_COLUMNS.map((column) => [column, serializedColumn(unlinked[column])]))
+        else if (unlinked) {
+          /**
+           * Lists only the unlinked copy has (its tax ids, Stripe's entitlements) are kept too
+           */
+          for (const column of ['tax_ids', 'stripe_entitlements'] as const) {
+            if (unlinked[column] !== null && unlinked[column] !== undefined && (target as any)[column === 'tax_ids' ? 'taxIds' : 'stripeEntitlements'] === null) {
+              mirrored[column] = serializedColumn(unlinked[column])
+            }
+          }
+        }
         for (const table of OWNED_TABLES) {
           await trx.from(table).where('customer_id', row.id).update({ customer_id: target.id })
         }
         await trx.from(Customer.table).where('id', row.id).delete()
       }
       await bumpEntitlementVersion(manager.entitlementCache, trx, target.id, {
+        ...mirrored,
         stripe_customer_id: stripeCustomerId,
         updated_at: toDbDateTime(DateTime.utc()),
       })
