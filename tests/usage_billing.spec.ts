@@ -136,9 +136,9 @@ for (const dialect of DIALECTS) {
         ['0.5', monthStart.plus({ minutes: 20 })],
       ])
       /**
-       * Reported in time: planned as the period ends
+       * Reported in time: planned within the hour after the period ends, once its last hour closed
        */
-      await w.billing.usageReporter.plan({ now: periodEnd.plus({ minutes: 10 }) })
+      await w.billing.usageReporter.plan({ now: periodEnd.plus({ minutes: 55 }) })
       await w.billing.usageReporter.send()
       const billedInPeriod = () =>
         w.fake.meterEvents

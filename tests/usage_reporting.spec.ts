@@ -254,7 +254,10 @@ for (const dialect of DIALECTS) {
       assert.equal(await w.billing.usageReporter.plan({ now }), 1)
       const [row] = await UsageReport.query().where('meter', 'storage')
       assert.equal(row.quantity, '40')
-      assert.isTrue(row.windowStart >= now.minus({ hours: 2 }), `stamped at ${row.windowStart.toISO()}`)
+      /**
+       * The latest closed hour: the last whole hour ended 5 minutes (the settle time) before now
+       */
+      assert.equal(row.windowStart.toISO(), now.minus({ seconds: 300 }).startOf('hour').minus({ hours: 1 }).toISO())
       assert.equal(await w.billing.usageReporter.plan({ now: now.plus({ hours: 1 }) }), 0)
       assert.equal(await w.billing.usageReporter.plan({ now: now.plus({ hours: 2 }) }), 0)
       /**
